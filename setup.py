@@ -1,0 +1,49 @@
+"""keras-axial: Axial-DeepLab and Axial-ResNets for TensorFlow / Keras 3."""
+
+import pathlib
+
+import setuptools
+
+HERE = pathlib.Path(__file__).parent
+
+# Versions are pinned: the stack below is the one the test suite runs on.
+INSTALL_REQUIRES = [
+    "tensorflow==2.21.0",
+    "keras==3.15.1",
+    "gin-config==0.5.0",
+    "absl-py==2.5.1",
+    "numpy==2.4.6",
+    "pillow==13.0.0",
+    "pycocotools==2.0.11",
+    "matplotlib==3.11.2",
+]
+
+EXTRAS_REQUIRE = {
+    # Runs TFLite models (tf.lite.Interpreter is deprecated).
+    "litert": ["ai-edge-litert==2.3.0"],
+    "dev": [
+        "pytest==9.2.0",
+        "pytest-xdist==3.8.0",
+        "psutil==7.2.2",
+        # Executes the notebooks in notebooks/ as part of the test suite.
+        "nbclient==0.11.0",
+        "nbformat==5.11.1",
+        "ipykernel==7.4.0",
+        # COCO's panopticapi, used only as the reference our PQ evaluator is tested against.
+        "panopticapi-lite==0.2.0",
+        "ai-edge-litert==2.3.0",
+    ],
+}
+
+setuptools.setup(
+    name="keras-axial",
+    version="0.1.0",
+    description="Axial-DeepLab and Axial-ResNets (Wang et al., ECCV 2020) for TensorFlow / Keras 3.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["keras_axial", "keras_axial.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    license="Apache-2.0",
+)
