@@ -11,10 +11,13 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 venv: $(STAMP)
 
+# COCO's panopticapi (panopticapi-lite) is only the reference our PQ evaluator is tested against.
+# Its package pins numpy<2, which pq_compute does not need, so it is installed without dependencies.
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -e '.[dev,litert]'
+	$(PY) -m pip install --quiet --no-deps panopticapi-lite==0.2.0
 	touch $(STAMP)
 
 ## Fast test suite (what CI runs): must stay under 20 minutes on 2 cores.

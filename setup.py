@@ -29,8 +29,6 @@ EXTRAS_REQUIRE = {
         "nbclient==0.11.0",
         "nbformat==5.11.1",
         "ipykernel==7.4.0",
-        # COCO's panopticapi, used only as the reference our PQ evaluator is tested against.
-        "panopticapi-lite==0.2.0",
         "ai-edge-litert==2.3.0",
     ],
 }
