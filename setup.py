@@ -16,6 +16,8 @@ INSTALL_REQUIRES = [
     "pillow==13.0.0",
     "pycocotools==2.0.11",
     "matplotlib==3.11.2",
+    # tf.summary (training logs) needs TensorBoard's summary ops; TensorFlow 2.21 no longer pulls it in.
+    "tensorboard==2.21.0",
 ]
 
 EXTRAS_REQUIRE = {
