@@ -1,0 +1,176 @@
+"""Evaluation during and after training: PQ / SQ / RQ and mIoU, or top-1 / top-5 accuracy.
+
+The model runs in TensorFlow (optionally XLA-compiled, with post-processing in the same graph);
+the metrics are the package's NumPy streaming metrics (`keras_axial.evaluation`), so the
+numbers logged while training are the ones `python -m keras_axial.evaluate` reports.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+
+def make_panoptic_predict_fn(model, dataset_spec, postprocess_options=None, jit_compile=False):
+    """A compiled `images -> post-processed predictions` function for panoptic models.
+
+    Args:
+        model: an Axial-DeepLab model returning `semantic_logits`, `center_heatmap`, `offsets`.
+        dataset_spec: the `DatasetSpec` (thing classes, label divisor, ignore label).
+        postprocess_options: extra `panoptic_deeplab_postprocess` arguments
+            (`center_threshold`, `nms_kernel`, `keep_k_centers`, `stuff_area_limit`; default
+            `None`: its defaults).
+        jit_compile: compile model and post-processing with XLA (default `False`).
+
+    Returns:
+        `fn(images) -> dict` of numpy arrays (`panoptic`, `semantic`, `instance`, ...).
+    """
+    from keras_axial.postprocessing import panoptic_deeplab_postprocess
+
+    options = dict(postprocess_options or {})
+
+    def predict(images):
+        outputs = model(images, training=False)
+        return panoptic_deeplab_postprocess(
+            outputs["semantic_logits"],
+            outputs["center_heatmap"],
+            outputs["offsets"],
+            thing_class_ids=list(dataset_spec.thing_class_ids),
+            label_divisor=dataset_spec.label_divisor,
+            void_label=dataset_spec.ignore_label,
+            **options,
+        )
+
+    compiled = tf.function(predict, jit_compile=jit_compile, reduce_retracing=True)
+
+    def run(images):
+        return {name: np.asarray(value) for name, value in compiled(images).items()}
+
+    return run
+
+
+def _to_uint8_images(images):
+    return np.clip(np.asarray(images, np.float32), 0, 255).astype(np.uint8)
+
+
+def evaluate_panoptic(
+    model,
+    dataset,
+    dataset_spec,
+    *,
+    postprocess_options=None,
+    max_batches=None,
+    num_images=3,
+    jit_compile=False,
+    predict_fn=None,
+):
+    """Runs a panoptic model over an evaluation dataset and scores it.
+
+    Args:
+        model: the Axial-DeepLab model.
+        dataset: finite `tf.data.Dataset` of `(images, targets)` whose targets carry
+            `"panoptic"` (and `"semantic"`), as the data pipelines build for evaluation.
+        dataset_spec: the `DatasetSpec`.
+        postprocess_options: see `make_panoptic_predict_fn` (default `None`).
+        max_batches: stop after this many batches (default `None`: the whole dataset).
+        num_images: how many `image | prediction | ground truth` panels to return for
+            TensorBoard (default 3).
+        jit_compile: XLA-compile the prediction (default `False`).
+        predict_fn: a ready `make_panoptic_predict_fn` result to reuse (default `None`).
+
+    Returns:
+        `(metrics, images)`: `metrics` with `pq`, `sq`, `rq`, `pq_things`, `pq_stuff`, `miou`
+        (fractions) and `num_images`; `images` a dict `{"panoptic": uint8 [N, H, 3W, 3]}`.
+    """
+    from keras_axial.evaluation import PanopticQuality, SemanticMeanIoU
+    from keras_axial.visualization import panoptic_colors
+
+    predict_fn = predict_fn or make_panoptic_predict_fn(
+        model, dataset_spec, postprocess_options, jit_compile
+    )
+    panoptic_quality = PanopticQuality(
+        dataset_spec.num_classes,
+        dataset_spec.thing_class_ids,
+        dataset_spec.label_divisor,
+        dataset_spec.ignore_label,
+    )
+    mean_iou = SemanticMeanIoU(dataset_spec.num_classes, ignore_label=dataset_spec.ignore_label)
+    panels = []
+    for index, (images, targets) in enumerate(dataset):
+        if max_batches is not None and index >= max_batches:
+            break
+        if "panoptic" not in targets:
+            raise ValueError(
+                "The evaluation dataset must carry targets['panoptic'] (build it for "
+                f"evaluation). Received target keys: {sorted(targets)}"
+            )
+        predictions = predict_fn(images)
+        truth = np.asarray(targets["panoptic"])
+        panoptic_quality.update_state(truth, predictions["panoptic"])
+        semantic_truth = (
+            np.asarray(targets["semantic"])
+            if "semantic" in targets
+            else truth // dataset_spec.label_divisor
+        )
+        mean_iou.update_state(semantic_truth, predictions["semantic"])
+        for image, predicted, expected in zip(
+            _to_uint8_images(images), predictions["panoptic"], truth
+        ):
+            if len(panels) >= num_images:
+                break
+            panels.append(
+                np.concatenate(
+                    [
+                        image,
+                        panoptic_colors(predicted, dataset_spec),
+                        panoptic_colors(expected, dataset_spec),
+                    ],
+                    axis=1,
+                )
+            )
+    if panoptic_quality.num_images == 0:
+        raise ValueError("The evaluation dataset is empty: no image was evaluated.")
+    result = panoptic_quality.result()
+    metrics = {
+        "pq": result["All"]["pq"],
+        "sq": result["All"]["sq"],
+        "rq": result["All"]["rq"],
+        "pq_things": result["Things"]["pq"],
+        "pq_stuff": result["Stuff"]["pq"],
+        "miou": _mean_iou_value(mean_iou.result()),
+        "num_images": panoptic_quality.num_images,
+    }
+    images = {"panoptic": np.stack(panels)} if panels else {}
+    return {name: float(value) for name, value in metrics.items()}, images
+
+
+def _mean_iou_value(result):
+    if isinstance(result, dict):
+        for key in ("miou", "mean_iou", "mIoU"):
+            if key in result:
+                return float(result[key])
+        raise KeyError(f"SemanticMeanIoU.result() has no mean IoU entry: {sorted(result)}")
+    return float(result)
+
+
+def evaluate_classification(model, dataset, *, max_batches=None, jit_compile=False):
+    """Top-1 / top-5 accuracy of a classifier over a finite `(images, labels)` dataset.
+
+    Returns:
+        `(metrics, {})` with `top1`, `top5` (fractions) and `num_images`.
+    """
+    predict = tf.function(
+        lambda images: model(images, training=False), jit_compile=jit_compile, reduce_retracing=True
+    )
+    correct_top1 = correct_top5 = total = 0
+    for index, (images, labels) in enumerate(dataset):
+        if max_batches is not None and index >= max_batches:
+            break
+        logits = np.asarray(predict(images))
+        labels = np.asarray(labels).reshape(-1)
+        k = min(5, logits.shape[-1])
+        top = np.argsort(-logits, axis=-1)[:, :k]
+        correct_top1 += int((top[:, 0] == labels).sum())
+        correct_top5 += int((top == labels[:, None]).any(axis=-1).sum())
+        total += labels.size
+    if total == 0:
+        raise ValueError("The evaluation dataset is empty: no image was evaluated.")
+    return {"top1": correct_top1 / total, "top5": correct_top5 / total, "num_images": total}, {}
