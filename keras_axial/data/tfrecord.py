@@ -103,6 +103,7 @@ def make_example(example):
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 
 
+@tf.autograph.experimental.do_not_convert
 def parse_example(serialized):
     """TF op: serialized example -> dict of decoded tensors.
 

@@ -189,3 +189,13 @@ def image_folder(tmp_path):
             suffix = "JPEG" if index % 2 else "png"
             Image.fromarray(image).save(folder / f"{class_name}_{index}.{suffix}")
     return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_tfrecords(tmp_path_factory):
+    """A small converted synthetic dataset: 12 train images in 4 shards, 5 val images."""
+    from keras_axial.data.synthetic import generate_synthetic_tfrecords
+
+    return generate_synthetic_tfrecords(
+        tmp_path_factory.mktemp("synthetic") / "tfrecords", splits={"train": 12, "val": 5}, seed=0
+    )
