@@ -203,8 +203,15 @@ class TensorBoardSummaries(keras.callbacks.Callback):
         return self._writer
 
     def on_train_batch_end(self, batch, logs=None):
-        if not self.enabled or self.progress.step % self.interval:
-            return
+        if self.enabled and self.progress.step % self.interval == 0:
+            self._write(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Short runs and the last steps of an interval are logged too.
+        if self.enabled and self.progress.step % self.interval:
+            self._write({k: v for k, v in (logs or {}).items() if not k.startswith("val_")})
+
+    def _write(self, logs):
         with self.writer.as_default(step=self.progress.step):
             for name, value in (logs or {}).items():
                 value = np.asarray(value)
