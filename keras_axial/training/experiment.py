@@ -102,14 +102,21 @@ def _dtype_policy(name):
         keras.mixed_precision.set_dtype_policy(previous)
 
 
-def _call_dataset_fn(dataset_fn, input_context, batch_size, seed):
-    """Calls a dataset function with the arguments it accepts (`seed` is optional)."""
-    parameters = inspect.signature(dataset_fn).parameters
+def _call_dataset_fn(dataset_fn, input_context, global_batch_size, seed):
+    """Calls `dataset_fn(input_context=, batch_size=, [seed=])` (`seed` only if accepted).
+
+    The contract is `keras_axial.data.build_panoptic_dataset`'s: `batch_size` is the global
+    batch size, which the function divides by `input_context.num_replicas_in_sync`.
+    """
+    try:
+        parameters = inspect.signature(dataset_fn).parameters
+    except (TypeError, ValueError):
+        parameters = {}
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    kwargs = {"batch_size": batch_size}
+    kwargs = {"input_context": input_context, "batch_size": global_batch_size}
     if seed is not None and ("seed" in parameters or accepts_any):
         kwargs["seed"] = seed
-    return dataset_fn(input_context, **kwargs)
+    return dataset_fn(**kwargs)
 
 
 def default_loss(task, dataset_spec=None, loss_options=None):
@@ -171,10 +178,13 @@ def train_and_evaluate(
             (`metrics-<step>.json`), `operative_config.gin`, `summary.json`.
         model_fn: `model_fn(**kwargs) -> keras.Model`, called under the strategy scope with
             `sync_batch_norm=True` when there is more than one replica.
-        train_dataset_fn: `fn(input_context, batch_size, [seed]) -> tf.data.Dataset` of
-            per-replica batches, repeated forever.
+        train_dataset_fn: `fn(input_context=, batch_size=, [seed=]) -> tf.data.Dataset`
+            repeated forever, with `batch_size` the global batch size that the function
+            divides by `input_context.num_replicas_in_sync` (the contract of
+            `keras_axial.data.build_panoptic_dataset`; gin binds a reference to it).
         train_steps: total optimizer steps.
-        eval_dataset_fn: same signature, a finite evaluation dataset (default `None`: no
+        eval_dataset_fn: same signature, a finite evaluation dataset, called with a
+            single-replica input context and `eval_batch_size` (default `None`: no
             evaluation). Panoptic evaluation needs targets `"panoptic"`.
         task: `"panoptic"` (default) or `"classification"`.
         dataset_spec: the `DatasetSpec` (required for panoptic evaluation and the loss's
@@ -246,7 +256,7 @@ def train_and_evaluate(
             "there (keras-team/keras#20585). Use loop='auto' or 'custom'."
         )
     num_replicas = strategy.num_replicas_in_sync
-    global_batch, per_replica_batch = resolve_batch_sizes(
+    global_batch, _ = resolve_batch_sizes(
         num_replicas,
         global_batch_size=global_batch_size,
         per_replica_batch_size=per_replica_batch_size,
@@ -265,7 +275,7 @@ def train_and_evaluate(
         data_seed = seed + start_step
 
         def distributed_train_fn(input_context):
-            return _call_dataset_fn(train_dataset_fn, input_context, per_replica_batch, data_seed)
+            return _call_dataset_fn(train_dataset_fn, input_context, global_batch, data_seed)
 
         train_data = strategy.distribute_datasets_from_function(distributed_train_fn)
     eval_data = None
