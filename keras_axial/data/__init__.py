@@ -8,9 +8,10 @@ Public API (see each module for details):
 - `DatasetSpec`, `get_dataset_spec`, `register_dataset_spec`, `list_dataset_specs`
   (`keras_axial.data.dataset_spec`).
 - `generate_panoptic_targets` (`keras_axial.data.targets`).
-- `build_panoptic_dataset`, `panoptic_dataset_fn` (`keras_axial.data.panoptic_pipeline`).
+- `build_panoptic_dataset`, `panoptic_input_fn`, `panoptic_dataset_fn`
+  (`keras_axial.data.panoptic_pipeline`).
 - `build_classification_dataset`, `build_image_folder_dataset`, `build_imagenet_tfds_dataset`,
-  `classification_dataset_fn` (`keras_axial.data.classification`).
+  `classification_input_fn` (`keras_axial.data.classification`).
 - `generate_synthetic_dataset` (`keras_axial.data.synthetic`).
 - `convert_coco_panoptic`, `convert_cityscapes_panoptic`, `convert_mapillary_panoptic`,
   `convert_custom_panoptic` (`keras_axial.data.convert_*`), `validate_panoptic_dataset`,
@@ -28,10 +29,11 @@ _LAZY = {
     "generate_panoptic_targets": "targets",
     "build_panoptic_dataset": "panoptic_pipeline",
     "panoptic_dataset_fn": "panoptic_pipeline",
+    "panoptic_input_fn": "panoptic_pipeline",
     "build_classification_dataset": "classification",
     "build_image_folder_dataset": "classification",
     "build_imagenet_tfds_dataset": "classification",
-    "classification_dataset_fn": "classification",
+    "classification_input_fn": "classification",
     "generate_synthetic_dataset": "synthetic",
     "convert_coco_panoptic": "convert_coco",
     "convert_cityscapes_panoptic": "convert_cityscapes",

@@ -272,18 +272,40 @@ def build_panoptic_dataset(
     return dataset
 
 
+def panoptic_input_fn(input_context=None, batch_size=8, seed=None, *, data_dir, split="train",
+                      **kwargs):
+    """The training loop's dataset-function contract, with a **per-replica** `batch_size`.
+
+    `train_and_evaluate(train_dataset_fn=..., eval_dataset_fn=...)` calls
+    `fn(input_context, batch_size=..., seed=...)`; gin files bind `data_dir`, `split`,
+    `training` and the other arguments of `build_panoptic_dataset` on this function, e.g.
+    `train_dataset_fn = @train/panoptic_input_fn` with `train/panoptic_input_fn.data_dir = ...`.
+    """
+    replicas = input_context.num_replicas_in_sync if input_context is not None else 1
+    return build_panoptic_dataset(
+        data_dir, split, batch_size=batch_size * replicas, seed=seed,
+        input_context=input_context, **kwargs,
+    )
+
+
 def panoptic_dataset_fn(data_dir, split="train", **kwargs):
-    """`build_panoptic_dataset` as a `dataset_fn(input_context)` for
-    `strategy.distribute_datasets_from_function` (`batch_size` is then the global batch size).
+    """`panoptic_input_fn` with its dataset arguments bound: `fn(input_context=None,
+    batch_size=8, seed=None)`, `batch_size` per replica, for
+    `strategy.distribute_datasets_from_function` or `train_and_evaluate`.
 
     Example:
         >>> dataset = strategy.distribute_datasets_from_function(
-        ...     panoptic_dataset_fn("/data/cityscapes_tfrecords", batch_size=32, seed=0))
+        ...     panoptic_dataset_fn("/data/cityscapes_tfrecords", crop_size=(1025, 2049)))
     """
-    if "input_context" in kwargs:
-        raise ValueError("panoptic_dataset_fn passes `input_context` itself; do not give it.")
+    for name in ("input_context", "batch_size", "seed"):
+        if name in kwargs:
+            raise ValueError(
+                f"panoptic_dataset_fn's function takes `{name}` when called; do not bind it."
+            )
 
-    def dataset_fn(input_context=None):
-        return build_panoptic_dataset(data_dir, split, input_context=input_context, **kwargs)
+    def dataset_fn(input_context=None, batch_size=8, seed=None):
+        return panoptic_input_fn(
+            input_context, batch_size, seed, data_dir=data_dir, split=split, **kwargs
+        )
 
     return dataset_fn
