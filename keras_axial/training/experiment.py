@@ -102,18 +102,18 @@ def _dtype_policy(name):
         keras.mixed_precision.set_dtype_policy(previous)
 
 
-def _call_dataset_fn(dataset_fn, input_context, global_batch_size, seed):
+def _call_dataset_fn(dataset_fn, input_context, per_replica_batch_size, seed):
     """Calls `dataset_fn(input_context=, batch_size=, [seed=])` (`seed` only if accepted).
 
-    The contract is `keras_axial.data.build_panoptic_dataset`'s: `batch_size` is the global
-    batch size, which the function divides by `input_context.num_replicas_in_sync`.
+    `batch_size` is the per-replica batch size (`keras_axial.data.panoptic_input_fn` and
+    `classification_input_fn` follow this contract).
     """
     try:
         parameters = inspect.signature(dataset_fn).parameters
     except (TypeError, ValueError):
         parameters = {}
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-    kwargs = {"input_context": input_context, "batch_size": global_batch_size}
+    kwargs = {"input_context": input_context, "batch_size": per_replica_batch_size}
     if seed is not None and ("seed" in parameters or accepts_any):
         kwargs["seed"] = seed
     return dataset_fn(**kwargs)
@@ -179,16 +179,17 @@ def train_and_evaluate(
         model_fn: `model_fn(**kwargs) -> keras.Model`, called under the strategy scope with
             `sync_batch_norm=True` when there is more than one replica.
         train_dataset_fn: `fn(input_context=, batch_size=, [seed=]) -> tf.data.Dataset`
-            repeated forever, with `batch_size` the global batch size that the function
-            divides by `input_context.num_replicas_in_sync` (the contract of
-            `keras_axial.data.build_panoptic_dataset`; gin binds a reference to it).
+            repeated forever, of `batch_size`-image batches: `batch_size` is the per-replica
+            batch size, and `input_context` says which shard this input pipeline reads
+            (`keras_axial.data.panoptic_input_fn` / `classification_input_fn`; gin binds a
+            reference to them).
         train_steps: total optimizer steps.
         eval_dataset_fn: same signature, a finite evaluation dataset, called with a
             single-replica input context and `eval_batch_size` (default `None`: no
             evaluation). Panoptic evaluation needs targets `"panoptic"`.
         task: `"panoptic"` (default) or `"classification"`.
-        dataset_spec: the `DatasetSpec` (required for panoptic evaluation and the loss's
-            ignore label).
+        dataset_spec: the `DatasetSpec` or its registered name (required for panoptic
+            evaluation and the loss's ignore label).
         strategy_fn: returns the `tf.distribute.Strategy` (default `get_strategy`, which gin
             configures through `gin/runtime/*.gin`).
         global_batch_size: images per step over all replicas (default `None`).
@@ -246,6 +247,10 @@ def train_and_evaluate(
     )
     eval_interval = eval_interval or train_steps
     model_dir = pathlib.Path(model_dir)
+    if dataset_spec is not None:
+        from keras_axial.data import get_dataset_spec
+
+        dataset_spec = get_dataset_spec(dataset_spec)
 
     strategy = strategy_fn() if mode == "train" else tf.distribute.get_strategy()
     multi_worker = is_multi_worker(strategy)
@@ -256,7 +261,7 @@ def train_and_evaluate(
             "there (keras-team/keras#20585). Use loop='auto' or 'custom'."
         )
     num_replicas = strategy.num_replicas_in_sync
-    global_batch, _ = resolve_batch_sizes(
+    global_batch, per_replica_batch = resolve_batch_sizes(
         num_replicas,
         global_batch_size=global_batch_size,
         per_replica_batch_size=per_replica_batch_size,
@@ -275,7 +280,7 @@ def train_and_evaluate(
         data_seed = seed + start_step
 
         def distributed_train_fn(input_context):
-            return _call_dataset_fn(train_dataset_fn, input_context, global_batch, data_seed)
+            return _call_dataset_fn(train_dataset_fn, input_context, per_replica_batch, data_seed)
 
         train_data = strategy.distribute_datasets_from_function(distributed_train_fn)
     eval_data = None

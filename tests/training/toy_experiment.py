@@ -47,12 +47,11 @@ def _examples(count, seed):
 def train_dataset_fn(input_context, batch_size, seed=0):
     """Per-replica slices of a fixed stream of global batches (`seed` picks the stream).
 
-    `batch_size` is the global batch size, as in `keras_axial.data.build_panoptic_dataset`.
+    `batch_size` is the per-replica batch size, the training loop's contract.
     """
     import tensorflow as tf
 
     replicas = input_context.num_replicas_in_sync
-    batch_size = input_context.get_per_replica_batch_size(batch_size)
     local = replicas // input_context.num_input_pipelines
     first = input_context.input_pipeline_id * local
     images, labels = _examples(64, seed % 1000)
