@@ -12,7 +12,38 @@ import gin
 
 # --- models -------------------------------------------------------------------------------------
 
+from keras_axial import models as _models  # noqa: E402
+
+# Model files in gin/models bind `get_model` (the registry: `get_model.name` picks a row of the
+# variant table, other parameters are overrides); experiments pass `model_fn = @get_model`.
+# The family builders take a full flat configuration, for experiments that bypass the table.
+get_model = gin.external_configurable(_models.get_model, module="keras_axial.models")
+build_axial_resnet_classifier = gin.external_configurable(
+    _models.build_axial_resnet_classifier, module="keras_axial.models"
+)
+build_axial_deeplab = gin.external_configurable(
+    _models.build_axial_deeplab, module="keras_axial.models"
+)
+
 # --- data ---------------------------------------------------------------------------------------
+
+from keras_axial.data import classification as _data_classification  # noqa: E402
+from keras_axial.data import panoptic_pipeline as _data_panoptic  # noqa: E402
+
+# Dataset functions for `train_and_evaluate(train_dataset_fn=..., eval_dataset_fn=...)`, scoped
+# `train/` and `eval/` in gin/data/*.gin: `@train/panoptic_input_fn`, `@eval/panoptic_input_fn`,
+# `@train/classification_input_fn`, ... The loop passes `input_context`, `batch_size` (per replica)
+# and `seed`, so they are not bindable.
+gin.external_configurable(
+    _data_panoptic.panoptic_input_fn,
+    module="keras_axial.data",
+    denylist=["input_context", "batch_size", "seed"],
+)
+gin.external_configurable(
+    _data_classification.classification_input_fn,
+    module="keras_axial.data",
+    denylist=["input_context", "batch_size", "seed"],
+)
 
 # --- losses and post-processing -----------------------------------------------------------------
 

@@ -8,8 +8,8 @@ to `S / 0.875` (256 for 224) and take the central `S x S` crop.
 Randomness is stateless and keyed by `(seed, input pipeline id, element index)`, as in
 `keras_axial.data.panoptic_pipeline`; sharding under `tf.distribute` is by file (one file per image
 for folders; TFDS shards files through its `ReadConfig(input_context=...)`), and `batch_size` with
-an `input_context` is the global batch size (`*_input_fn` take the per-replica batch size, as the
-training loop calls them).
+an `input_context` is the global batch size (`classification_input_fn` takes the per-replica batch
+size, as the training loop calls it).
 """
 
 import os
@@ -290,11 +290,9 @@ def build_classification_dataset(source, split=None, **kwargs):
 
 def classification_input_fn(input_context=None, batch_size=32, seed=None, *, source,
                             split=None, **kwargs):
-    """The training loop's dataset-function contract (`batch_size` per replica).
-
-    `train_and_evaluate(train_dataset_fn=...)` calls `fn(input_context, batch_size=..., seed=...)`
-    with the per-replica batch size; gin files bind `source`, `split` and the other arguments of
-    `build_classification_dataset` on this function.
+    """`build_classification_dataset` under the training loop's dataset-function contract
+    (`fn(input_context=..., batch_size=..., seed=...)`, `batch_size` **per replica**); gin files
+    bind `source`, `split` and the builders' other arguments on this function.
     """
     replicas = input_context.num_replicas_in_sync if input_context is not None else 1
     return build_classification_dataset(

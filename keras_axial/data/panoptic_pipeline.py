@@ -17,7 +17,7 @@ to the next `16k + 1` size, or to `eval_size`; batches are padded to their large
 are the training targets of the padded image plus:
 
 - `"panoptic"`: int32 `[B, H, W]`, the label map (void in the padding);
-- `"image_size"`: int32 `[B, 2]`, the original `(height, width)` (crop `[:h, :w]` to undo padding);
+- `"image_size"`: int32 `[B, 2]`, the `(height, width)` before padding (crop `[:h, :w]` to undo it);
 - `"image_id"`: string `[B]`, the dataset's image id (only when `include_image_id=True`, the
   default; Keras' `fit`/`evaluate` do not accept string tensors, so pass `False` there).
 
@@ -120,8 +120,10 @@ def build_panoptic_dataset(
         min_scale: defaults to `0.5`.
         max_scale: defaults to `2.0`.
         scale_step: defaults to `0.1` (`0`: continuous).
-        resize_longest_side: resize each training image so its longest side has this length
-            before random scaling (deeplab2's COCO recipe). Defaults to `None` (no resize).
+        resize_longest_side: resize each image (and its label, nearest neighbour) so that its
+            longest side has this length, before random scaling in training and before padding
+            in evaluation (deeplab2's COCO recipe; evaluation then scores the resized labels).
+            Defaults to `None` (no resize).
         flip_probability: defaults to `0.5`.
         photometric_num_ops: ops drawn per image (0 disables). Defaults to `2`.
         photometric_magnitude: defaults to `0.2`.
@@ -214,6 +216,8 @@ def build_panoptic_dataset(
     def eval_map(example):
         image = tf.cast(example["image"], tf.float32)
         panoptic = example["panoptic"]
+        if resize_longest_side:
+            image, panoptic = augmentation.resize_longest_side(image, panoptic, resize_longest_side)
         size = tf.shape(panoptic)
         if eval_size is None:
             padded = next_16k_plus_1(size)
@@ -274,12 +278,12 @@ def build_panoptic_dataset(
 
 def panoptic_input_fn(input_context=None, batch_size=8, seed=None, *, data_dir, split="train",
                       **kwargs):
-    """The training loop's dataset-function contract, with a **per-replica** `batch_size`.
+    """`build_panoptic_dataset` under the training loop's dataset-function contract.
 
-    `train_and_evaluate(train_dataset_fn=..., eval_dataset_fn=...)` calls
-    `fn(input_context, batch_size=..., seed=...)`; gin files bind `data_dir`, `split`,
-    `training` and the other arguments of `build_panoptic_dataset` on this function, e.g.
-    `train_dataset_fn = @train/panoptic_input_fn` with `train/panoptic_input_fn.data_dir = ...`.
+    `keras_axial.training.train_and_evaluate` calls its `train_dataset_fn` / `eval_dataset_fn`
+    as `fn(input_context=..., batch_size=..., seed=...)` with the **per-replica** batch size;
+    gin files bind `data_dir`, `split`, `training` and any other argument of
+    `build_panoptic_dataset` on this function (`train_dataset_fn = @train/panoptic_input_fn`).
     """
     replicas = input_context.num_replicas_in_sync if input_context is not None else 1
     return build_panoptic_dataset(
@@ -290,12 +294,13 @@ def panoptic_input_fn(input_context=None, batch_size=8, seed=None, *, data_dir, 
 
 def panoptic_dataset_fn(data_dir, split="train", **kwargs):
     """`panoptic_input_fn` with its dataset arguments bound: `fn(input_context=None,
-    batch_size=8, seed=None)`, `batch_size` per replica, for
-    `strategy.distribute_datasets_from_function` or `train_and_evaluate`.
+    batch_size=8, seed=None)` with a **per-replica** `batch_size`, for
+    `strategy.distribute_datasets_from_function` or `train_and_evaluate` from Python.
 
     Example:
+        >>> dataset_fn = panoptic_dataset_fn("/data/cityscapes_tfrecords", crop_size=(1025, 2049))
         >>> dataset = strategy.distribute_datasets_from_function(
-        ...     panoptic_dataset_fn("/data/cityscapes_tfrecords", crop_size=(1025, 2049)))
+        ...     lambda context: dataset_fn(context, batch_size=4, seed=0))
     """
     for name in ("input_context", "batch_size", "seed"):
         if name in kwargs:

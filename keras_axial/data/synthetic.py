@@ -17,11 +17,12 @@ panoptic format (so they go through exactly the converters and checks real datas
 Image `i` of split `s` depends only on `(seed, s, i)`, not on how many images are drawn.
 
     python -m keras_axial.data.synthetic --output_dir=/tmp/synthetic --num_images=64 --seed=0 \
-        [--split=train] [--tfrecord_dir=/tmp/synthetic_tfrecords]
+        [--split=train] [--num_val_images=16] [--tfrecord_dir=/tmp/synthetic_tfrecords]
 
 writes `images/<split>/*.png`, `annotations/panoptic_<split>.json` and
-`annotations/panoptic_<split>/*.png` under `--output_dir`, and with `--tfrecord_dir` converts them
-to TFRecords (`get_dataset_spec("synthetic")`).
+`annotations/panoptic_<split>/*.png` under `--output_dir` (and split `val` too with
+`--num_val_images`), and with `--tfrecord_dir` converts them to TFRecords
+(`get_dataset_spec("synthetic")`).
 """
 
 import json
@@ -321,6 +322,10 @@ def _define_flags(flag_values):
                          lower_bound=1)
     flags.DEFINE_integer("seed", 0, "Dataset seed.", flag_values=flag_values)
     flags.DEFINE_string("split", "train", "Split name.", flag_values=flag_values)
+    flags.DEFINE_integer(
+        "num_val_images", 0, "Also write this many images as split 'val'.",
+        flag_values=flag_values, lower_bound=0,
+    )
     flags.DEFINE_integer("min_size", 96, "Smallest image side.", flag_values=flag_values)
     flags.DEFINE_integer("max_size", 160, "Largest image side.", flag_values=flag_values)
     flags.DEFINE_integer("max_instances", 10, "Most instances per image.", flag_values=flag_values)
@@ -334,16 +339,22 @@ def main(argv=None):
     from keras_axial.data._cli import parse_flags
 
     f = parse_flags(argv, _define_flags, __doc__)
-    paths = generate_synthetic_dataset(
-        f.output_dir, f.num_images, split=f.split, seed=f.seed, min_size=f.min_size,
-        max_size=f.max_size, max_instances=f.max_instances,
-    )
-    print(f"Wrote {f.num_images} synthetic images: {paths['panoptic_json']}")
-    if f.tfrecord_dir:
-        from keras_axial.data.convert_custom import convert_custom_panoptic
+    splits = {f.split: f.num_images}
+    if f.num_val_images:
+        if f.split == "val":
+            raise SystemExit("--num_val_images writes split 'val'; choose another --split.")
+        splits["val"] = f.num_val_images
+    for split, num_images in splits.items():
+        paths = generate_synthetic_dataset(
+            f.output_dir, num_images, split=split, seed=f.seed, min_size=f.min_size,
+            max_size=f.max_size, max_instances=f.max_instances,
+        )
+        print(f"Wrote {num_images} synthetic images: {paths['panoptic_json']}")
+        if f.tfrecord_dir:
+            from keras_axial.data.convert_custom import convert_custom_panoptic
 
-        convert_custom_panoptic(f.tfrecord_dir, split=f.split, spec=_SPEC, **paths)
-        print(f"Wrote TFRecords of split {f.split!r} to {f.tfrecord_dir}")
+            convert_custom_panoptic(f.tfrecord_dir, split=split, spec=_SPEC, **paths)
+            print(f"Wrote TFRecords of split {split!r} to {f.tfrecord_dir}")
     return 0
 
 

@@ -45,8 +45,8 @@ def test_input_fn_shards_files_per_pipeline(image_folder):
     seen = []
     for pipeline in range(2):
         context = tf.distribute.InputContext(2, pipeline, 2)
-        dataset = classification_input_fn(context, batch_size=3, source=str(image_folder),
-                                          training=False, image_size=16)
+        dataset = classification_input_fn(input_context=context, batch_size=3,
+                                          source=str(image_folder), training=False, image_size=16)
         batches = list(dataset)
         assert max(b[0].shape[0] for b in batches) == 3
         seen.append(sum(int(b[0].shape[0]) for b in batches))

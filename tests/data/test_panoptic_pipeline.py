@@ -87,9 +87,9 @@ def test_input_context_shards_files_and_splits_the_global_batch(synthetic_tfreco
             num_input_pipelines=2, input_pipeline_id=pipeline, num_replicas_in_sync=2
         )
         dataset_fn = panoptic_dataset_fn(synthetic_tfrecords, "val", training=False)
-        dataset = dataset_fn(context, batch_size=2)
+        dataset = dataset_fn(input_context=context, batch_size=2)  # per-replica batch size
         batches = list(dataset)
-        assert max(b[0].shape[0] for b in batches) == 2  # per-replica batch
+        assert max(b[0].shape[0] for b in batches) == 2
         seen.append({i.decode() for b in batches for i in b[1]["image_id"].numpy()})
     assert not seen[0] & seen[1] and len(seen[0] | seen[1]) == 5
 

@@ -42,8 +42,8 @@ def test_content_is_varied_and_deterministic():
 
 
 def test_cli_writes_coco_format_and_tfrecords(tmp_path):
-    assert main(["synthetic", f"--output_dir={tmp_path / 'coco'}", "--num_images=6",
-                 "--seed=1", "--split=val", f"--tfrecord_dir={tmp_path / 'tf'}"]) == 0
+    assert main(["synthetic", f"--output_dir={tmp_path / 'coco'}", "--num_images=3",
+                 "--num_val_images=6", "--seed=1", f"--tfrecord_dir={tmp_path / 'tf'}"]) == 0
     data = json.loads((tmp_path / "coco" / "annotations" / "panoptic_val.json").read_text())
     assert len(data["images"]) == 6 and len(data["categories"]) == 6
     report = validate_panoptic_dataset(
@@ -53,4 +53,5 @@ def test_cli_writes_coco_format_and_tfrecords(tmp_path):
     )
     assert report.ok, report.summary()
     assert tfrecord.split_size(tmp_path / "tf", "val") == 6
+    assert tfrecord.split_size(tmp_path / "tf", "train") == 3
     assert tfrecord.read_dataset_info(tmp_path / "tf")[0] == get_dataset_spec("synthetic")
