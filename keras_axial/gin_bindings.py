@@ -12,6 +12,19 @@ import gin
 
 # --- models -------------------------------------------------------------------------------------
 
+from keras_axial import models as _models  # noqa: E402
+
+# Model files in gin/models bind `get_model` (the registry: `get_model.name` picks a row of the
+# variant table, other parameters are overrides); experiments pass `model_fn = @get_model`.
+# The family builders take a full flat configuration, for experiments that bypass the table.
+get_model = gin.external_configurable(_models.get_model, module="keras_axial.models")
+build_axial_resnet_classifier = gin.external_configurable(
+    _models.build_axial_resnet_classifier, module="keras_axial.models"
+)
+build_axial_deeplab = gin.external_configurable(
+    _models.build_axial_deeplab, module="keras_axial.models"
+)
+
 # --- data ---------------------------------------------------------------------------------------
 
 from keras_axial.data import classification as _data_classification  # noqa: E402
