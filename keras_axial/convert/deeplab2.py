@@ -130,18 +130,20 @@ def _load_axial_attention(layer, weights, scope):
     _assign(layer.qkv_kernel, weights.get(prefix + "qkv_kernel"), prefix + "qkv_kernel")
     _load_batch_norm(layer.qkv_batch_norm, weights, prefix + "batch_norm_qkv")
     # Stacked per-term batch norms: one row per switched-on term, in deeplab2's order.
-    similarity_terms = list(layer.similarity_batch_norms)
-    for variable in _BN_VARIABLES:
-        source = f"{prefix}batch_norm_similarity/{variable}"
-        stacked = np.asarray(weights.get(source)).reshape(len(similarity_terms), -1)
-        for row, term in zip(stacked, similarity_terms):
-            _assign(getattr(layer.similarity_batch_norms[term], variable), row, source)
-    output_terms = list(layer.output_batch_norms)
-    for variable in _BN_VARIABLES:
-        source = f"{prefix}batch_norm_retrieved_output/{variable}"
-        stacked = np.asarray(weights.get(source)).reshape(len(output_terms), -1)
-        for row, term in zip(stacked, output_terms):
-            _assign(getattr(layer.output_batch_norms[term], variable), row, source)
+    for path, norms in (("batch_norm_similarity", layer.similarity_batch_norms),
+                        ("batch_norm_retrieved_output", layer.output_batch_norms)):
+        for variable in _BN_VARIABLES:
+            source = f"{prefix}{path}/{variable}"
+            value = np.asarray(weights.get(source))
+            per_term = int(np.prod(next(iter(norms.values())).gamma.shape))
+            if value.size != per_term * len(norms):
+                raise ValueError(
+                    f"deeplab2 weight '{source}' has shape {value.shape}: "
+                    f"{value.size / per_term:g} terms of {per_term} values, but the layer "
+                    f"has {len(norms)} ({', '.join(norms)}). Check the use_*/retrieve_* "
+                    "switches and num_heads.")
+            for row, term in zip(value.reshape(len(norms), per_term), norms):
+                _assign(getattr(norms[term], variable), row, source)
     for name in ("query_rpe", "key_rpe", "value_rpe"):
         table = getattr(layer, name)
         if table is not None:

@@ -21,8 +21,33 @@ def subsample_axis(x, axis, strides, stride_mode):
         return x
     if stride_mode == "slice":
         return x[:, ::strides] if axis == 1 else x[:, :, ::strides]
-    pool = (strides, 1) if axis == 1 else (1, strides)
-    return ops.average_pool(x, pool_size=pool, strides=pool, padding="same")
+    return _average_windows(x, axis, strides)
+
+
+def _average_windows(x, axis, strides):
+    """Mean over windows `[i * strides, (i + 1) * strides)` of a spatial axis (1 or 2)."""
+    shape = ops.shape(x)
+    length = shape[axis]
+    static_length = x.shape[axis]
+    if static_length is not None:
+        windows = -(-static_length // strides)
+        padding = windows * strides - static_length
+    else:
+        windows = (length + strides - 1) // strides
+        padding = windows * strides - length
+    if static_length is None or padding:
+        zeros = ops.zeros_like(x[:, :1] if axis == 1 else x[:, :, :1])
+        x = ops.concatenate([x, ops.repeat(zeros, padding, axis=axis)], axis=axis)
+    if axis == 1:
+        x = ops.reshape(x, (shape[0], windows, strides, shape[2], shape[3]))
+    else:
+        x = ops.reshape(x, (shape[0], shape[1], windows, strides, shape[3]))
+    total = ops.sum(x, axis=axis + 1)
+    # The last window may hold fewer than `strides` positions.
+    counts = ops.minimum(strides, length - ops.arange(windows) * strides)
+    counts = ops.reshape(ops.cast(counts, total.dtype), (1, -1, 1, 1) if axis == 1
+                         else (1, 1, -1, 1))
+    return total / counts
 
 
 @keras.saving.register_keras_serializable(package="keras_axial")
