@@ -78,7 +78,8 @@ def evaluate_panoptic(
 
     Returns:
         `(metrics, images)`: `metrics` with `pq`, `sq`, `rq`, `pq_things`, `pq_stuff`, `miou`
-        (fractions) and `num_images`; `images` a dict `{"panoptic": uint8 [N, H, 3W, 3]}`.
+        (fractions) and `num_images`; `images` a dict `{"panoptic_<i>": uint8 [1, H, 3W, 3]}`
+        of `image | prediction | ground truth` panels.
     """
     from keras_axial.evaluation import PanopticQuality, SemanticMeanIoU
     from keras_axial.visualization import panoptic_colors
@@ -111,11 +112,16 @@ def evaluate_panoptic(
             else truth // dataset_spec.label_divisor
         )
         mean_iou.update_state(semantic_truth, predictions["semantic"])
-        for image, predicted, expected in zip(
-            _to_uint8_images(images), predictions["panoptic"], truth
+        sizes = np.asarray(targets["image_size"]) if "image_size" in targets else None
+        for position, (image, predicted, expected) in enumerate(
+            zip(_to_uint8_images(images), predictions["panoptic"], truth)
         ):
             if len(panels) >= num_images:
                 break
+            if sizes is not None:  # drop the evaluation padding
+                height, width = (int(v) for v in sizes[position][:2])
+                image = image[:height, :width]
+                predicted, expected = predicted[:height, :width], expected[:height, :width]
             panels.append(
                 np.concatenate(
                     [
@@ -138,7 +144,8 @@ def evaluate_panoptic(
         "miou": _mean_iou_value(mean_iou.result()),
         "num_images": panoptic_quality.num_images,
     }
-    images = {"panoptic": np.stack(panels)} if panels else {}
+    # Images differ in size: one summary per image.
+    images = {f"panoptic_{index}": panel[None] for index, panel in enumerate(panels)}
     return {name: float(value) for name, value in metrics.items()}, images
 
 
