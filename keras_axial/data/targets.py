@@ -29,10 +29,6 @@ import math
 
 import tensorflow as tf
 
-# Segment keys pack (batch index, panoptic id); panoptic ids fit 24 bits (`dataset_spec`).
-_KEY_STRIDE = 2**24
-
-
 def generate_panoptic_targets(
     panoptic,
     *,
@@ -111,8 +107,9 @@ def _batched_targets(
 ):
     shape = tf.shape(panoptic)
     batch, height, width = shape[0], shape[1], shape[2]
-    semantic = panoptic // label_divisor
-    instance = panoptic % label_divisor
+    # Labels are non-negative: truncated division is floor division, and cheaper.
+    semantic = tf.truncatediv(panoptic, label_divisor)
+    instance = panoptic - semantic * label_divisor
 
     is_void = tf.equal(semantic, ignore_label)
     thing_lookup = tf.constant([i in thing_class_ids for i in range(ignore_label + 1)])
@@ -120,36 +117,44 @@ def _batched_targets(
     is_instance = is_thing_class & (instance > 0)
     is_crowd = is_thing_class & tf.equal(instance, 0)
 
-    # One segment per (image, instance); every non-instance pixel falls into segment key -1.
-    batch_index = tf.broadcast_to(tf.range(batch)[:, None, None], shape)
-    keys = tf.where(
-        is_instance,
-        tf.cast(batch_index, tf.int64) * _KEY_STRIDE + tf.cast(panoptic, tf.int64),
-        tf.constant(-1, tf.int64),
+    # Dense segment ids instead of tf.unique: instance pixels of image b use
+    # b * ids_per_image + panoptic (panoptic < ids_per_image, and > 0 since instance > 0); all
+    # other pixels share id 0, which no instance uses. The tables stay small (COCO: 20480 ids per
+    # image, Mapillary: 63000).
+    ids_per_image = (max(thing_class_ids, default=0) + 1) * label_divisor
+    static_batch, static_height, static_width = panoptic.shape
+    # 32-bit sums when the static shape bounds them (a 513 x 513 crop sums y up to 7e7), else 64.
+    sum_dtype = tf.int64
+    if static_batch and static_height and static_width:
+        largest = static_batch * static_height * static_width * max(static_height, static_width)
+        if 2 * largest < 2**31 and static_batch * ids_per_image < 2**31:
+            sum_dtype = tf.int32
+    num_ids = tf.cast(batch, sum_dtype) * ids_per_image
+    image_offset = tf.range(batch, dtype=sum_dtype)[:, None, None] * ids_per_image
+    segment_id = tf.reshape(
+        tf.where(is_instance, image_offset + tf.cast(panoptic, sum_dtype), 0), [-1]
     )
-    segment_keys, segment_index = tf.unique(tf.reshape(keys, [-1]))
-    num_segments = tf.size(segment_keys)
 
-    y = tf.broadcast_to(tf.range(height, dtype=tf.int64)[None, :, None], shape)
-    x = tf.broadcast_to(tf.range(width, dtype=tf.int64)[None, None, :], shape)
-    # Integer sums: float32 would lose precision beyond 2^24 (a 513 x 513 crop already sums to 7e7).
-    area = tf.math.unsorted_segment_sum(
-        tf.ones_like(segment_index, dtype=tf.int64), segment_index, num_segments
-    )
-    sum_y = tf.math.unsorted_segment_sum(tf.reshape(y, [-1]), segment_index, num_segments)
-    sum_x = tf.math.unsorted_segment_sum(tf.reshape(x, [-1]), segment_index, num_segments)
+    y = tf.broadcast_to(tf.range(height, dtype=sum_dtype)[None, :, None], shape)
+    x = tf.broadcast_to(tf.range(width, dtype=sum_dtype)[None, None, :], shape)
+    # Integer sums: float32 would lose precision beyond 2^24.
+    area = tf.math.unsorted_segment_sum(tf.ones_like(segment_id), segment_id, num_ids)
+    sum_y = tf.math.unsorted_segment_sum(tf.reshape(y, [-1]), segment_id, num_ids)
+    sum_x = tf.math.unsorted_segment_sum(tf.reshape(x, [-1]), segment_id, num_ids)
     # Rounded half up: floor(sum / area + 1/2) = (2 sum + area) // (2 area), exact in integers.
-    center_y = (2 * sum_y + area) // (2 * area)
-    center_x = (2 * sum_x + area) // (2 * area)
+    safe_area = tf.maximum(area, 1)
+    center_y = (2 * sum_y + area) // (2 * safe_area)
+    center_x = (2 * sum_x + area) // (2 * safe_area)
 
-    pixel_area = tf.reshape(tf.gather(area, segment_index), shape)
-    pixel_center_y = tf.reshape(tf.gather(center_y, segment_index), shape)
-    pixel_center_x = tf.reshape(tf.gather(center_x, segment_index), shape)
+    def per_pixel(values):
+        return tf.reshape(tf.gather(tf.cast(values, tf.int32), segment_id), shape)
+
+    pixel_area, pixel_center_y, pixel_center_x = map(per_pixel, (area, center_y, center_x))
     instance_float = tf.cast(is_instance, tf.float32)
     offsets = tf.stack(
         [
-            tf.cast(pixel_center_y - y, tf.float32) * instance_float,
-            tf.cast(pixel_center_x - x, tf.float32) * instance_float,
+            tf.cast(pixel_center_y - tf.cast(y, tf.int32), tf.float32) * instance_float,
+            tf.cast(pixel_center_x - tf.cast(x, tf.int32), tf.float32) * instance_float,
         ],
         axis=-1,
     )
@@ -158,7 +163,16 @@ def _batched_targets(
     semantic_weights = tf.where(is_void, 0.0, tf.where(is_small, small_instance_weight, 1.0))
     center_weights = tf.where(is_void | is_crowd, 0.0, 1.0)
 
-    heatmap = _center_heatmap(segment_keys, center_y, center_x, batch, height, width, sigma)
+    instances = tf.where((area > 0) & (tf.range(num_ids) % ids_per_image > 0))[:, 0]  # [N]
+    heatmap = _center_heatmap(
+        instances // ids_per_image,
+        tf.gather(center_y, instances),
+        tf.gather(center_x, instances),
+        batch,
+        height,
+        width,
+        sigma,
+    )
     return {
         "semantic": semantic,
         "semantic_weights": semantic_weights,
@@ -169,21 +183,23 @@ def _batched_targets(
     }
 
 
-def _center_heatmap(segment_keys, center_y, center_x, batch, height, width, sigma):
+def _center_heatmap(image_index, center_y, center_x, batch, height, width, sigma):
     """Max over instances of windowed Gaussians, by scatter-max of one window per instance.
 
     The cost is `num_instances * window^2`, independent of the image size, and the memory is one
     heatmap (broadcasting every instance over the whole image would need `[N, H, W]`).
+
+    Args:
+        image_index, center_y, center_x: `[N]` ints, the image and centre of each instance.
     """
     radius = int(round(3 * sigma)) + 1
     steps = tf.range(-radius, radius + 1, dtype=tf.int64)
     profile = tf.exp(-tf.cast(steps * steps, tf.float32) / (2.0 * sigma * sigma))
     window = profile[:, None] * profile[None, :]  # [2r+1, 2r+1]
 
-    valid = segment_keys >= 0
-    image_index = tf.boolean_mask(segment_keys // _KEY_STRIDE, valid)  # [N]
-    ys = tf.boolean_mask(center_y, valid)[:, None] + steps[None, :]  # [N, 2r+1]
-    xs = tf.boolean_mask(center_x, valid)[:, None] + steps[None, :]
+    image_index = tf.cast(image_index, tf.int64)
+    ys = tf.cast(center_y, tf.int64)[:, None] + steps[None, :]  # [N, 2r+1]
+    xs = tf.cast(center_x, tf.int64)[:, None] + steps[None, :]
     height64, width64 = tf.cast(height, tf.int64), tf.cast(width, tf.int64)
     inside = ((ys >= 0) & (ys < height64))[:, :, None] & ((xs >= 0) & (xs < width64))[:, None, :]
     # Out-of-image window cells are clamped onto the border with value 0, a no-op for max >= 0.
