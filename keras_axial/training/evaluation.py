@@ -141,21 +141,12 @@ def evaluate_panoptic(
         "rq": result["All"]["rq"],
         "pq_things": result["Things"]["pq"],
         "pq_stuff": result["Stuff"]["pq"],
-        "miou": _mean_iou_value(mean_iou.result()),
+        "miou": mean_iou.result()["miou"],
         "num_images": panoptic_quality.num_images,
     }
     # Images differ in size: one summary per image.
     images = {f"panoptic_{index}": panel[None] for index, panel in enumerate(panels)}
     return {name: float(value) for name, value in metrics.items()}, images
-
-
-def _mean_iou_value(result):
-    if isinstance(result, dict):
-        for key in ("miou", "mean_iou", "mIoU"):
-            if key in result:
-                return float(result[key])
-        raise KeyError(f"SemanticMeanIoU.result() has no mean IoU entry: {sorted(result)}")
-    return float(result)
 
 
 def evaluate_classification(model, dataset, *, max_batches=None, jit_compile=False):
