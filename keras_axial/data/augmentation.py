@@ -38,7 +38,7 @@ def split_seed(seed, num):
     return tf.unstack(tf.random.experimental.stateless_split(seed, num=num))
 
 
-# --- geometry --------------------------------------------------------------------------------------
+# --- geometry ------------------------------------------------------------------------------------
 
 
 def scale_factors(min_scale, max_scale, scale_step):
@@ -155,7 +155,7 @@ def random_horizontal_flip(image, panoptic, seed, probability=0.5):
     return image, panoptic
 
 
-# --- photometric -----------------------------------------------------------------------------------
+# --- photometric ---------------------------------------------------------------------------------
 
 
 def _blend(degenerate, image, factor):

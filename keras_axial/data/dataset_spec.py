@@ -509,7 +509,8 @@ def get_dataset_spec(name):
 
     Args:
         name: `"coco"`, `"cityscapes"`, `"mapillary_vistas"`, `"synthetic"`, another registered
-            name or alias, or the path of a `dataset_spec.json` file.
+            name or alias, the path of a `dataset_spec.json` file, or a converted dataset folder
+            (which holds one).
 
     Example:
         >>> get_dataset_spec("cityscapes").thing_class_ids
@@ -523,11 +524,14 @@ def get_dataset_spec(name):
     key = _ALIASES.get(key, key)
     if key in _REGISTRY:
         return _REGISTRY[key]
+    if os.path.isdir(key) and os.path.isfile(os.path.join(key, "dataset_spec.json")):
+        return DatasetSpec.load(os.path.join(key, "dataset_spec.json"))
     if key.endswith(".json") or os.path.isfile(key):
         return DatasetSpec.load(key)
     raise ValueError(
         f"Unknown dataset spec {name!r}. Registered: {list_dataset_specs()} "
-        f"(aliases: {sorted(_ALIASES)}), or pass the path of a dataset_spec.json file."
+        f"(aliases: {sorted(_ALIASES)}), or pass a dataset_spec.json file or a converted "
+        "dataset folder that holds one."
     )
 
 

@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -144,3 +146,24 @@ def test_spec_mismatch_and_bad_arguments(coco_dataset, cityscapes_dataset, tmp_p
         convert_coco_panoptic(out, panoptic_json="x.json")
     with pytest.raises(SystemExit):
         coco_main(["convert_coco", "--split=val2017"])  # --output_dir is required
+
+
+def test_cityscapes_and_mapillary_command_lines(cityscapes_dataset, mapillary_dataset, tmp_path):
+    from keras_axial.data.convert_cityscapes import main as cityscapes_main
+    from keras_axial.data.convert_mapillary import main as mapillary_main
+
+    assert cityscapes_main(["convert_cityscapes", f"--cityscapes_root={cityscapes_dataset['root']}",
+                            "--split=val", f"--output_dir={tmp_path / 'c'}"]) == 0
+    assert tfrecord.split_size(tmp_path / "c", "val") == 2
+    assert mapillary_main(["convert_mapillary", f"--mapillary_root={mapillary_dataset['root']}",
+                           "--split=validation", f"--output_dir={tmp_path / 'm'}",
+                           "--num_shards=1"]) == 0
+    assert tfrecord.split_size(tmp_path / "m", "val") == 1
+
+
+def test_module_entry_point_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_axial.data.validate", "--help"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0 and "--format" in result.stdout

@@ -28,6 +28,8 @@ def test_derived_fields_and_json_round_trip(tmp_path):
     spec.save(tmp_path / "spec.json")
     assert DatasetSpec.load(tmp_path / "spec.json") == spec
     assert get_dataset_spec(str(tmp_path / "spec.json")) == spec
+    spec.save(tmp_path / "dataset_spec.json")
+    assert get_dataset_spec(tmp_path) == spec  # a converted dataset folder
     categories = spec.to_coco_categories()
     assert categories[2] == {"id": 30, "name": "cow", "isthing": 1, "color": [7, 8, 9]}
     assert DatasetSpec.from_coco_categories(categories, name="toy") == spec
