@@ -136,7 +136,8 @@ def build_panoptic_dataset(
             image is padded to the next `16k + 1` size.
         include_image_id: evaluation targets carry `"image_id"`. Defaults to `True`.
         seed: base seed. Defaults to `None` (a random seed drawn once).
-        shuffle_buffer_size: training example shuffle buffer. Defaults to `512`.
+        shuffle_buffer_size: training example shuffle buffer (of serialized records, or of
+            decoded examples with `cache=True`). Defaults to `512`.
         repeat: repeat forever. Defaults to `training`.
         drop_remainder: drop the last partial batch. Defaults to `training`.
         cache: keep decoded examples in memory (small datasets). Defaults to `False`.
@@ -246,11 +247,17 @@ def build_panoptic_dataset(
     )
     if shard_elements:
         dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    # Shuffle the serialized records (small) rather than decoded images (megabytes each), unless
+    # the decoded images are cached anyway.
+    if training and not cache:
+        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(tfrecord.parse_example, num_parallel_calls=num_parallel_calls)
     if cache:
         dataset = dataset.cache()
-    if training:
-        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
+        if training:
+            dataset = dataset.shuffle(
+                shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True
+            )
     if repeat:
         dataset = dataset.repeat()
     if training:
