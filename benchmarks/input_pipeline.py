@@ -50,20 +50,25 @@ def _throughput(data_dir, crop, batch_size, batches):
     return batches * batch_size / (time.perf_counter() - start)
 
 
-def _time_per_call(fn, inputs, rounds=3):
-    """Seconds per input of `fn` over `inputs`: the best of `rounds` passes, after one untimed
-    call (tracing). The best pass is the one least disturbed by other processes on shared cores.
+def _time_stages(stages, rounds=5):
+    """Milliseconds per input of each stage: the best of `rounds` passes over its inputs.
 
-    Eager execution on the CPU is synchronous: the outputs exist when `fn` returns.
+    `stages` maps a name to `(fn, inputs, inputs_per_call)`. Rounds go over all stages in turn,
+    so a burst of load from other processes on the shared cores hits every stage alike, and the
+    best pass is the least disturbed one. Each function is called once untimed first (tracing).
+    Eager execution on the CPU is synchronous: outputs exist when a function returns.
     """
-    fn(*inputs[0])
-    best = float("inf")
+    for fn, inputs, _ in stages.values():
+        fn(*inputs[0])
+    best = {name: float("inf") for name in stages}
     for _ in range(rounds):
-        start = time.perf_counter()
-        for arguments in inputs:
-            fn(*arguments)
-        best = min(best, (time.perf_counter() - start) / len(inputs))
-    return best
+        for name, (fn, inputs, inputs_per_call) in stages.items():
+            start = time.perf_counter()
+            for arguments in inputs:
+                fn(*arguments)
+            seconds = (time.perf_counter() - start) / (len(inputs) * inputs_per_call)
+            best[name] = min(best[name], seconds)
+    return {name: 1000 * seconds for name, seconds in best.items()}
 
 
 def _stages(data_dir, crop, batch_size, num_images):
@@ -112,14 +117,15 @@ def _stages(data_dir, crop, batch_size, num_images):
         (finished[i : i + batch_size],)
         for i in range(0, len(finished) - batch_size + 1, batch_size)
     ]
-    seconds = {
-        "decode": _time_per_call(decode, records),
-        "scale/crop/flip": _time_per_call(geometry, geometry_inputs),
-        "photometric": _time_per_call(photometric, [(i, s) for (i, _), s in zip(cropped, seeds)]),
-        "targets": _time_per_call(targets, [(label,) for _, label in cropped]),
-        "batching": _time_per_call(stack, batches) / batch_size,
-    }
-    return {name: 1000 * value for name, value in seconds.items()}
+    return _time_stages(
+        {
+            "decode": (decode, records, 1),
+            "scale/crop/flip": (geometry, geometry_inputs, 1),
+            "photometric": (photometric, [(i, s) for (i, _), s in zip(cropped, seeds)], 1),
+            "targets": (targets, [(label,) for _, label in cropped], 1),
+            "batching": (stack, batches, batch_size),
+        }
+    )
 
 
 def main(argv=None):
