@@ -47,6 +47,60 @@ gin.external_configurable(
 
 # --- losses and post-processing -----------------------------------------------------------------
 
+from keras_axial import losses as _losses  # noqa: E402
+from keras_axial import postprocessing as _postprocessing  # noqa: E402
+
+
+def _panoptic_loss(
+    semantic_weight=1.0,
+    center_weight=200.0,
+    offset_weight=0.01,
+    top_k_percent=0.2,
+    ignore_label=255,
+):
+    """`keras_axial.losses.PanopticLoss` (same arguments and defaults: the paper's weights)."""
+    return _losses.PanopticLoss(
+        semantic_weight=semantic_weight,
+        center_weight=center_weight,
+        offset_weight=offset_weight,
+        top_k_percent=top_k_percent,
+        ignore_label=ignore_label,
+    )
+
+
+def _postprocessing_config(
+    thing_class_ids,
+    label_divisor,
+    void_label,
+    center_threshold=0.1,
+    nms_kernel=7,
+    keep_k_centers=200,
+    stuff_area_limit=4096,
+):
+    """`keras_axial.postprocessing.PostProcessingConfig` (same arguments and defaults)."""
+    return _postprocessing.PostProcessingConfig(
+        thing_class_ids=thing_class_ids,
+        label_divisor=label_divisor,
+        void_label=void_label,
+        center_threshold=center_threshold,
+        nms_kernel=nms_kernel,
+        keep_k_centers=keep_k_centers,
+        stuff_area_limit=stuff_area_limit,
+    )
+
+
+# `loss = @panoptic_loss()` with e.g. `panoptic_loss.center_weight = 100.0`; and
+# `@postprocessing_config()` for the `panoptic_deeplab_postprocess` settings
+# (`config.as_kwargs()`), e.g. Cityscapes: `postprocessing_config.nms_kernel = 13`,
+# `postprocessing_config.stuff_area_limit = 2048`.
+panoptic_loss = gin.external_configurable(
+    _panoptic_loss, name="panoptic_loss", module="keras_axial.losses"
+)
+postprocessing_config = gin.external_configurable(
+    _postprocessing_config, name="postprocessing_config", module="keras_axial.postprocessing"
+)
+
+
 # --- training -----------------------------------------------------------------------------------
 
 from keras_axial.training import experiment as _training_experiment  # noqa: E402
