@@ -22,8 +22,9 @@ DEFAULT_GLOBAL_MAX_SPAN = 255
 def _map_over_chunks(function, tensors, chunk):
     """`function` over chunks of `chunk` entries of the leading axis of every tensor.
 
-    The leading axis is padded to whole chunks (and the padding cut off again); chunk count and
-    size are balanced so that padding stays below one entry per chunk.
+    The leading axis is padded to whole chunks (and the padding cut off again). With a known
+    length, chunk count and size are balanced so that padding stays below one entry per chunk.
+    (`export/` replaces this function to trace a single pass; keep its name and signature.)
     """
     total = ops.shape(tensors[0])[0]
     static_total = tensors[0].shape[0]
@@ -34,8 +35,10 @@ def _map_over_chunks(function, tensors, chunk):
         size = -(-static_total // count)
         padding = count * size - static_total
     else:
+        # A static chunk size keeps the loop's element shapes known (XLA, TFLite lowering);
+        # the padding costs at most one chunk.
         count = (total + chunk - 1) // chunk
-        size = (total + count - 1) // count
+        size = chunk
         padding = count * size - total
 
     def split(x):
