@@ -87,6 +87,11 @@ class ResidualBlock(keras.layers.Layer):
         branch = self._branch(x, training)
         return self.drop_path(branch, training=training) + shortcut
 
+    def compute_output_shape(self, input_shape):
+        batch, height, width, _ = tuple(input_shape)
+        return (batch, _common.conv_output_length(height, self.strides),
+                _common.conv_output_length(width, self.strides), self.output_filters)
+
     def _projection_madds(self, input_shape):
         if not self._needs_projection(input_shape[-1]):
             return 0

@@ -118,11 +118,6 @@ class BottleneckBlock(ResidualBlock):
         x = ops.relu(self.conv2_batch_norm(self.conv2(x), training=training))
         return self.conv3_batch_norm(self.conv3(x), training=training)
 
-    def compute_output_shape(self, input_shape):
-        batch, height, width, _ = tuple(input_shape)
-        return (batch, _common.conv_output_length(height, self.strides),
-                _common.conv_output_length(width, self.strides), self.output_filters)
-
     def compute_madds(self, input_shape):
         """conv1 + conv2 + conv3 + projection shortcut (BN/ReLU not counted)."""
         batch, height, width, channels = tuple(input_shape)
