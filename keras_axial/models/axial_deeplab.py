@@ -168,13 +168,11 @@ class AxialDeepLab(keras.Model):
         components = getattr(self.loss, "components", None)
         if components is None:
             return super().compute_loss(x, y, y_pred, sample_weight, training)
-        if sample_weight is not None:
-            raise ValueError(
-                "AxialDeepLab takes per-pixel weights inside the targets dict "
-                "('semantic_weights', 'center_weights', 'offset_weights'), not as "
-                "`sample_weight`. Received a sample_weight."
-            )
-        values = components(y, y_pred)
+        # Per-pixel weights travel inside the targets; per-image weights, if any, go along.
+        if sample_weight is None:
+            values = components(y, y_pred)
+        else:
+            values = components(y, y_pred, sample_weight=sample_weight)
         for name, tracker in self.loss_trackers.items():
             tracker.update_state(values[name])
         total = values["total_loss"]

@@ -34,6 +34,36 @@ def panoptic_targets(batch, height, width, seed=0, num_classes=3):
     return {key: np.asarray(value) for key, value in targets.items()}
 
 
+def synthetic_panoptic_batch(num_images, size, seed=0):
+    """`(images, targets, spec)` from the embedded synthetic dataset, drawn at `size`."""
+    from keras_axial.data import get_dataset_spec
+    from keras_axial.data.synthetic import render_synthetic_example
+    from keras_axial.data.targets import generate_panoptic_targets
+
+    spec = get_dataset_spec("synthetic")
+    class_of_category = {category: i for i, category in enumerate(spec.category_ids)}
+    images, panoptic = [], []
+    for index in range(num_images):
+        image, segments, infos = render_synthetic_example(
+            seed=seed, index=index, min_size=size, max_size=size
+        )
+        label = np.full(segments.shape, spec.ignore_label * spec.label_divisor, "int32")
+        instances = {}
+        for info in infos:
+            class_id = class_of_category[info["category_id"]]
+            instance = 0
+            if class_id in spec.thing_class_ids and not info.get("iscrowd", 0):
+                instance = instances[class_id] = instances.get(class_id, 0) + 1
+            label[segments == info["id"]] = class_id * spec.label_divisor + instance
+        images.append(image.astype("float32"))
+        panoptic.append(label)
+    targets = generate_panoptic_targets(
+        np.stack(panoptic), thing_class_ids=spec.thing_class_ids,
+        label_divisor=spec.label_divisor, ignore_label=spec.ignore_label,
+    )
+    return np.stack(images), {k: np.asarray(v) for k, v in targets.items()}, spec
+
+
 @pytest.fixture
 def bfloat16_policy():
     previous = keras.config.dtype_policy()

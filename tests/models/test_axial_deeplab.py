@@ -119,3 +119,19 @@ def test_backbone_pyramid_strides_and_validation():
         models.AxialResNetBackbone(width_multiplier=0.3)
     with pytest.raises(TypeError, match="backbone"):
         models.AxialDeepLab(backbone="axial_resnet_s")
+
+
+# Slow: XLA-compiling a training step of even the tiny model takes minutes on 2 CPU cores (the
+# fast suite compiles the forward pass above and trains eagerly in test_registry.py).
+@pytest.mark.slow
+def test_fit_under_mixed_bfloat16_and_xla(bfloat16_policy):
+    from keras_axial.losses import PanopticLoss
+    from tests.models.conftest import panoptic_targets
+
+    model = tiny_model("axial_deeplab_s", num_classes=3, span=5)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=PanopticLoss(), jit_compile=True)
+    history = model.fit(random_images(2, 33, 33), panoptic_targets(2, 33, 33), batch_size=2,
+                        epochs=2, verbose=0).history
+    assert all(np.isfinite(history[key]).all() for key in ("loss", "semantic_loss",
+                                                            "center_loss", "offset_loss"))
+    assert model.get_layer("backbone").get_layer("stem").trainable_weights[0].dtype == "float32"
