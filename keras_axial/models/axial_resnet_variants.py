@@ -33,11 +33,15 @@ matches the paper's parameter and M-Adds tables):
 Remaining gaps against the paper (benchmarks/model_table.py prints them):
 
 - Conv-stem Axial-ResNet-S classifier (T1: 12.4M / 2.8B at 224x224): ours is 12.27M (-1.0%) and
-  2.64B (-5.7%). The parameter gap is the unknown table size (399 rows fit the Axial-DeepLab
-  rows; the classifier row alone would want ~470). The M-Adds gap is the striding: the authors'
+  2.64B (-5.8%). The parameter gap is the unknown table size (399 rows fit the Axial-DeepLab
+  rows; the classifier row alone would want ~465). The M-Adds gap is the striding: the authors'
   PyTorch code runs the width attention of a strided block at full resolution and average-pools
   afterwards, which charges 2.84B; striding after each axis as the paper describes saves the
   difference. `stride_mode="slice"` (deeplab2) costs the same as `"pool"`.
+- Full Axial-ResNet-50 (T1 "Full Axial-Attention": 12.5M / 3.3B): ours is 12.36M (-1.1%) and
+  3.51B (+6.4%). The paper gives neither the stem blocks' width nor whether they use span 15 or
+  SASA-style square windows (P sections 3.2 and 4.1 differ); the width was chosen to come
+  closest (see `_FULL_AXIAL`). Full Axial-ResNet-26 has no paper numbers (Fig. 3 only).
 - Axial-DeepLab (T2 / T6 / T7): within 0.8% of the paper's parameters and 3.6% of its M-Adds;
   every M-Adds figure is 0.3-3.5% below the paper's, consistent with the same striding
   difference (largest for S, whose stem and first stage weigh most).
@@ -65,6 +69,10 @@ BACKBONE_DEFAULTS = {
     "batch_norm_momentum": 0.99,
     "batch_norm_epsilon": 1e-3,
     "sync_batch_norm": False,
+    # Speed knob of local attention; None lets the layer choose (results do not depend on it).
+    "query_block_size": None,
+    # None dimensions: any input size. Export may fix them, e.g. (1025, 2049, 3).
+    "image_shape": (None, None, 3),
 }
 
 # `AxialResNetClassifier` arguments: global average pooling, then a dense layer (ImageNet-1K).

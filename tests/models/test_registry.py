@@ -82,3 +82,10 @@ def test_tiny_model_builds_and_trains_one_step(name):
     assert any(not np.array_equal(old, np.array(new)) for old, new in zip(before[0], stem))
     assert not np.array_equal(before[1], np.array(output))
     assert all(np.all(np.isfinite(np.array(w))) for w in model.trainable_weights)
+
+
+def test_fixed_input_shape_and_synchronized_batch_norm():
+    model = tiny_model("axial_deeplab_s", image_shape=(33, 49, 3), sync_batch_norm=True)
+    assert model.input_shape == (None, 33, 49, 3)
+    assert model.get_layer("semantic_head").depthwise_batch_norm.synchronized
+    assert tuple(model(random_images(1, 33, 49))["offsets"].shape) == (1, 33, 49, 2)
