@@ -11,9 +11,9 @@ from keras_axial.layers import _common
 # 0 next to any real logit, so masked keys get exactly zero attention weight.
 _MASKED_LOGIT = -1e9
 
-# Logits per chunk of the inference path (float32: 512 KiB): several chunks in flight (and the
-# few temporaries of each) still fit a CPU's L2/L3 cache. Measured best of 2^15 .. 2^21.
-_CHUNK_ELEMENTS = 1 << 17
+# Logits per chunk of the inference path (float32: 1 MiB): several chunks in flight (and the
+# few temporaries of each) still fit a CPU's L2/L3 cache. 2^17 .. 2^19 measured best of 2^15 .. 2^28.
+_CHUNK_ELEMENTS = 1 << 18
 
 # Default number of table rows for global attention: deeplab2's MAX_SPAN (509-row tables).
 DEFAULT_GLOBAL_MAX_SPAN = 255
