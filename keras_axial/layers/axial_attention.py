@@ -12,7 +12,8 @@ from keras_axial.layers import _common
 _MASKED_LOGIT = -1e9
 
 # Logits per chunk of the inference path (float32: 1 MiB): several chunks in flight (and the
-# few temporaries of each) still fit a CPU's L2/L3 cache. 2^17 .. 2^19 measured best of 2^15 .. 2^28.
+# few temporaries of each) still fit a CPU's L2/L3 cache. Of 2^15 .. 2^28, 2^17 .. 2^19 measured
+# best.
 _CHUNK_ELEMENTS = 1 << 18
 
 # Default number of table rows for global attention: deeplab2's MAX_SPAN (509-row tables).
