@@ -4,13 +4,16 @@ Batched and shape-polymorphic (unknown batch, height and width), written with `k
 Shapes that depend on the settings (`keep_k_centers`, the number of classes, the chunk sizes
 below) are static, so it compiles with XLA and converts to TFLite with builtin ops only.
 
-Why the code looks the way it does (measured on 2 CPU cores; 1 x 1025 x 2049 x 19 logits are
-160 MB for 2M pixels): big intermediate tensors cost a trip to memory each, so the per-pixel work
-runs in loops over chunks of a few thousand pixels whose temporaries stay in cache, and the work
-that needs the centers (the nearest-center search) or the classes of a pixel (the softmax behind
-the scores) runs only on thing pixels, gathered into chunks by a cumulative sum + scatter. The
-loops visit only the chunks that hold such pixels and only the blocks of `CENTER_BLOCK_SIZE`
-centers that were detected, so the cost follows the image content, not `keep_k_centers`.
+Why the code looks the way it does (measured with XLA on 2 CPU cores, where 1 x 1025 x 2049 x 19
+logits are 160 MB and one pass over them is most of the budget): the logits are read once in full,
+by a class-at-a-time argmax that XLA fuses into a single pass; the work that needs the centers (the
+nearest-center search) or all classes of a pixel (the softmax behind the scores, whose
+exponentials are the costliest operation) runs only on thing pixels, gathered into chunks of
+`PIXEL_CHUNK_SIZE` by a cumulative sum + scatter, so that temporaries stay in cache; the loops
+visit only the chunks holding thing pixels and only the blocks of `CENTER_BLOCK_SIZE` centers that
+were detected, so the cost follows the image content, not `keep_k_centers`. Eager execution pays
+per operation (thousands of them in the loops): run it compiled (`tf.function(jit_compile=True)`,
+`jax.jit`) where speed matters; `benchmarks/postprocess.py` times every mode.
 """
 
 import math
@@ -159,6 +162,27 @@ def _first_argmax(logits):
     return index
 
 
+def _is_thing(semantic, thing_class_ids, num_classes):
+    """Whether each class id of `semantic` is a thing, by comparisons with the runs of
+    consecutive thing ids (elementwise, fused by XLA), or a table lookup when there are many."""
+    runs = []
+    for class_id in thing_class_ids:
+        if runs and runs[-1][1] == class_id - 1:
+            runs[-1][1] = class_id
+        else:
+            runs.append([class_id, class_id])
+    if len(runs) > 4:
+        table = np.zeros((num_classes,), "bool")
+        table[list(thing_class_ids)] = True
+        return ops.take(ops.convert_to_tensor(table), semantic, axis=0)
+    is_thing = ops.zeros_like(semantic) > 0
+    for first, last in runs:
+        is_thing = ops.logical_or(
+            is_thing, ops.logical_and(semantic >= first, semantic <= last)
+        )
+    return is_thing
+
+
 def _slice_axis(x, axis, start, stop):
     return x[(slice(None),) * axis + (slice(start, stop),)]
 
@@ -281,8 +305,11 @@ def panoptic_deeplab_postprocess(
        same second factor.
 
     Everything is batched, has static shapes apart from batch, height and width (so one traced
-    graph serves every image size), compiles with XLA (`jit_compile=True`) and converts to
-    TFLite with builtin ops only. The math runs in float32 whatever the input dtype.
+    graph serves every image size), compiles with XLA (`jit_compile=True`, the fast way to run
+    it: several times faster than graph or eager execution) and converts to TFLite with builtin
+    ops only. The math runs in float32 whatever the input dtype. Call it under
+    `tf.function(input_signature=[TensorSpec([None, None, None, C]), ...])` to serve any batch
+    and image size with one graph.
 
     Args:
         semantic_logits: float `[B, H, W, C]`, semantic logits (or log-probabilities) at the
@@ -372,9 +399,7 @@ def panoptic_deeplab_postprocess(
     semantic = ops.reshape(_first_argmax(logits), (batch, -1))  # [B, P]
     num_pixels = ops.shape(semantic)[1]
     width_int = ops.cast(width, "int32")
-    is_thing_class = np.zeros((num_classes,), "bool")
-    is_thing_class[list(settings["thing_class_ids"])] = True
-    is_thing = ops.take(ops.convert_to_tensor(is_thing_class), semantic, axis=0)  # [B, P]
+    is_thing = _is_thing(semantic, settings["thing_class_ids"], num_classes)  # [B, P]
     image_index = ops.cast(ops.arange(batch), "int32")[:, None]  # [B, 1]
 
     # Stuff areas: a histogram of (image, class) over all pixels.
@@ -421,8 +446,7 @@ def panoptic_deeplab_postprocess(
         ),
         (buffer_size + 1,),
     )
-    offsets_y = ops.reshape(offsets[..., 0], (-1,))
-    offsets_x = ops.reshape(offsets[..., 1], (-1,))
+    offsets = ops.reshape(offsets, (-1, 2))  # [B * P, (dy, dx)]
     semantic_flat = ops.reshape(semantic, (-1,))
 
     def chunk_pixels(start, size):
@@ -436,9 +460,10 @@ def panoptic_deeplab_postprocess(
     def group_chunk(step, votes, slot_buffer):
         image, pixel, valid = chunk_pixels(step * chunk, chunk)
         local = pixel - image * num_pixels
+        pixel_offsets = ops.take(offsets, pixel, axis=0)  # [S, 2]
         nearest = _nearest_center(
-            ops.cast(local // width_int, "float32") + ops.take(offsets_y, pixel, axis=0),
-            ops.cast(local % width_int, "float32") + ops.take(offsets_x, pixel, axis=0),
+            ops.cast(local // width_int, "float32") + pixel_offsets[:, 0],
+            ops.cast(local % width_int, "float32") + pixel_offsets[:, 1],
             ops.take(center_y, image, axis=0),
             ops.take(center_x, image, axis=0),
             ops.take(blocks_used, image, axis=0),
@@ -498,6 +523,7 @@ def panoptic_deeplab_postprocess(
     # slot. The exponentials (C per pixel) are the costly part, hence only for thing pixels.
     score_chunk_size = _rows_per_chunk(num_classes)  # divides `chunk`: one image per chunk
     instance_class_flat = ops.reshape(instance_class, (-1,))
+    row_start = ops.cast(ops.arange(score_chunk_size), "int32") * num_classes
 
     def score_chunk(step, probability_sums):
         start = step * score_chunk_size
@@ -508,7 +534,9 @@ def panoptic_deeplab_postprocess(
         )
         rows = ops.take(logits, pixel, axis=0)  # [S, C]
         exponentials = ops.exp(rows - ops.max(rows, axis=-1, keepdims=True))
-        chosen = ops.take_along_axis(exponentials, pixel_class[:, None], axis=-1)[:, 0]
+        chosen = ops.take(  # exponentials[s, pixel_class[s]]
+            ops.reshape(exponentials, (-1,)), row_start + pixel_class, axis=0
+        )
         probability = ops.where(
             ops.logical_and(valid, slot > 0), chosen / ops.sum(exponentials, axis=-1), 0.0
         )

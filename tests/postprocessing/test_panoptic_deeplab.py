@@ -185,6 +185,9 @@ def test_random_inputs_match_the_numpy_reference(monkeypatch, chunk, block):
     for batch, height, width in [(2, 17, 23), (3, 9, 5), (1, 3, 4)]:
         inputs = random_inputs(rng, batch, height, width, 6)
         run(inputs, thing_class_ids=[1, 3, 4], keep_k_centers=18, stuff_area_limit=12)
+    # Thing ids in many runs take the table lookup instead of range comparisons.
+    inputs = random_inputs(rng, 2, 12, 10, 12)
+    run(inputs, thing_class_ids=[0, 2, 4, 6, 8, 11], keep_k_centers=18, stuff_area_limit=12)
 
 
 def test_low_precision_inputs():
