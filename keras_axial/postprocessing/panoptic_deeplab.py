@@ -287,8 +287,8 @@ def panoptic_deeplab_postprocess(
     2. Centers: heatmap values `<= center_threshold` are zeroed; a pixel is a center if it
        equals the `nms_kernel` x `nms_kernel` max-pool of the heatmap (stride 1, 'same') and is
        positive; the `keep_k_centers` highest-scoring centers are kept, sorted by decreasing
-       score (ties: row-major pixel order). Every kept center is kept: this is the true top-k,
-       not deeplab2's unsorted top-k plus threshold, which can keep fewer.
+       score (ties: row-major pixel order): exactly min(K, number of peaks) centers, the true
+       top-k, not deeplab2's unsorted top-k plus a strict threshold, which can keep fewer.
     3. Grouping: every pixel whose semantic class is a thing moves by its offset `(dy, dx)` and
        joins the nearest kept center (squared Euclidean distance; ties: the higher-scoring
        center). When no center is detected, thing pixels become void (as deeplab2's pure-TF

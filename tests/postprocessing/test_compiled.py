@@ -6,7 +6,9 @@ import tensorflow as tf
 
 from keras_axial.postprocessing import PostProcessingConfig
 from keras_axial.postprocessing import panoptic_deeplab_postprocess
+from tests.postprocessing.test_panoptic_deeplab import make_inputs
 from tests.postprocessing.test_panoptic_deeplab import random_inputs
+from tests.postprocessing.test_panoptic_deeplab import touching_instances
 
 NUM_CLASSES = 6
 CONFIG = PostProcessingConfig(
@@ -39,10 +41,25 @@ def assert_same(actual, expected):
             np.testing.assert_array_equal(actual[key], value, err_msg=key)
 
 
+def tied_inputs():
+    """Equal center scores and a pixel equidistant from two centers: tie-breaking must match."""
+    peaks = [(1, 1, 0.5), (1, 9, 0.9), (5, 5, 0.5), (5, 1, 0.5), (9, 9, 0.5)]
+    semantic = np.zeros((1, 11, 11), "int32")
+    owner = np.full((1, 11, 11), -1)
+    for index, (y, x, _) in enumerate(peaks):
+        owner[0, max(0, y - 1) : y + 2, max(0, x - 1) : x + 2] = index
+    semantic[owner >= 0] = 1
+    logits, heatmap, offsets = make_inputs(semantic, [peaks], owner, NUM_CLASSES)
+    offsets[0, 1, 2] = [3 - 1, 3 - 2]  # to (3, 3): as far from (1, 1) as from (5, 5)
+    return logits, heatmap, offsets
+
+
 @pytest.fixture(scope="module")
 def examples():
     rng = np.random.default_rng(3)
     inputs = [random_inputs(rng, *shape, NUM_CLASSES) for shape in SHAPES]
+    inputs.append(tied_inputs())
+    inputs.append(make_inputs(*touching_instances(), NUM_CLASSES))
     return [(x, postprocess(*x)) for x in inputs]
 
 
@@ -55,7 +72,7 @@ def test_one_trace_with_unknown_batch_height_and_width(examples):
 
 def test_xla(examples):
     function = tf.function(postprocess, jit_compile=True)
-    inputs, expected = examples[0]
+    inputs, expected = examples[len(SHAPES)]  # the ties
     assert_same(function(*inputs), expected)
 
 
