@@ -23,7 +23,7 @@ from keras_axial.evaluation.panoptic_quality import present_values
 from keras_axial.evaluation.panoptic_quality import split_panoptic_ids
 from keras_axial.visualization.colormaps import colormap
 from keras_axial.visualization.colormaps import instance_colors
-from keras_axial.visualization.dataset_info import dataset_info
+from keras_axial.visualization.dataset_description import dataset_info
 
 MAX_SEGMENT_ID = 2**24 - 1
 

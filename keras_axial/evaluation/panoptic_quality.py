@@ -402,7 +402,7 @@ class PanopticQuality:
     def from_dataset(cls, dataset):
         """Builds the metric from a dataset description (`class_names` or `num_classes`,
         `thing_class_ids`, `label_divisor`, `ignore_label`), e.g. a `DatasetSpec`."""
-        from keras_axial.visualization.dataset_info import dataset_info
+        from keras_axial.visualization.dataset_description import dataset_info
 
         info = dataset_info(dataset)
         return cls(info.num_classes, info.thing_class_ids, info.label_divisor, info.ignore_label)
