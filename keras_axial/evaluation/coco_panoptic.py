@@ -247,7 +247,9 @@ def evaluate_coco_panoptic(
         gt_folder: folder of the ground-truth PNGs. Defaults to `gt_json` without `.json`.
         pred_folder: folder of the predicted PNGs. Defaults to `pred_json` without `.json`.
         num_workers: processes to use. Defaults to `os.cpu_count()`; 1 evaluates in this
-            process.
+            process. Workers start by fork, or by forkserver when TensorFlow, JAX or PyTorch
+            is loaded here (forking their threads is unsafe); like any non-fork start, that
+            needs the calling script's entry point under `if __name__ == "__main__":`.
 
     Returns:
         `{"All": {"pq", "sq", "rq", "n"}, "Things": {...}, "Stuff": {...},
@@ -293,8 +295,12 @@ def evaluate_coco_panoptic(
     num_workers = min(num_workers, len(chunks))
     statistics = PanopticStatistics(num_classes)
     if num_workers <= 1:
-        for chunk in chunks:
-            statistics += _chunk_statistics_star(chunk)
+        global _lookup_table
+        try:
+            for chunk in chunks:
+                statistics += _chunk_statistics_star(chunk)
+        finally:
+            _lookup_table = None  # 64 MiB: not worth keeping between calls
     else:
         pool_context = multiprocessing.get_context(_start_method())
         with pool_context.Pool(num_workers) as pool:

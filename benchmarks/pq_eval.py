@@ -1,0 +1,239 @@
+"""Speed of the panoptic-quality evaluators on generated COCO panoptic folders.
+
+Generates `--num_images` ground-truth / prediction pairs of `--height` x `--width` panoptic maps
+(about `--segments` segments each: stuff regions, thing instances, a crowd region in some images,
+void boundaries; predictions with moved boundaries and some relabelled segments), writes them in
+COCO panoptic format (JSON + PNG) to a temporary folder, and times:
+
+- `evaluate_coco_panoptic` (the folder evaluator, PNG decoding included) with `--num_workers`
+  processes and with 1;
+- the streaming `PanopticQuality` metric on the same label maps in memory (no PNG decoding);
+- COCO panopticapi's `pq_compute` (if installed; it uses every core), for reference; its result
+  is also checked against ours.
+
+Usage (from the repository root):
+
+    python benchmarks/pq_eval.py --num_images 500 [--json]
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from keras_axial.evaluation import CocoPanopticWriter  # noqa: E402
+from keras_axial.evaluation import PanopticQuality  # noqa: E402
+from keras_axial.evaluation import evaluate_coco_panoptic  # noqa: E402
+
+LABEL_DIVISOR = 256
+IGNORE_LABEL = 255
+# A COCO-like label space: 80 things then 53 stuff classes.
+NUM_THINGS, NUM_CLASSES = 80, 133
+DATASET = {
+    "class_names": [f"class_{k}" for k in range(NUM_CLASSES)],
+    "thing_class_ids": list(range(NUM_THINGS)),
+    "label_divisor": LABEL_DIVISOR,
+    "ignore_label": IGNORE_LABEL,
+}
+
+
+def _voronoi(centers, scales, height, width):
+    yy, xx = np.mgrid[:height, :width].astype(np.float32)
+    distance = (
+        (yy[..., None] - centers[:, 0]) ** 2 + (xx[..., None] - centers[:, 1]) ** 2
+    ) * scales
+    order = np.argsort(distance, axis=-1)[..., :2]
+    nearest = np.take_along_axis(distance, order, axis=-1)
+    return order[..., 0], np.sqrt(nearest[..., 1]) - np.sqrt(nearest[..., 0])
+
+
+def generate_pair(rng, height, width, segments):
+    """One ground-truth / prediction pair of panoptic label maps."""
+    count = max(2, int(rng.poisson(segments)))
+    centers = rng.uniform([0, 0], [height, width], size=(count, 2)).astype(np.float32)
+    scales = rng.uniform(0.3, 3.0, size=count).astype(np.float32)
+    num_stuff = max(1, count // 3)
+    labels = np.empty(count, np.int64)
+    labels[:num_stuff] = rng.integers(NUM_THINGS, NUM_CLASSES, num_stuff) * LABEL_DIVISOR
+    thing_classes = rng.integers(0, NUM_THINGS, count - num_stuff)
+    labels[num_stuff:] = thing_classes * LABEL_DIVISOR + np.arange(1, count - num_stuff + 1)
+    if rng.random() < 0.3:
+        labels[-1] = thing_classes[-1] * LABEL_DIVISOR  # a crowd region
+    cell, margin = _voronoi(centers, scales, height, width)
+    gt = labels[cell]
+    gt[margin < 1.5] = IGNORE_LABEL * LABEL_DIVISOR  # unlabelled boundaries, as in COCO
+
+    moved = centers + rng.normal(0, 10, size=centers.shape).astype(np.float32)
+    pred_labels = labels.copy()
+    relabel = rng.random(count) < 0.1
+    pred_labels[relabel] = (
+        rng.integers(0, NUM_THINGS, relabel.sum()) * LABEL_DIVISOR + 200 + np.arange(relabel.sum())
+    )
+    pred_labels[labels % LABEL_DIVISOR == 0] = np.where(
+        labels[labels % LABEL_DIVISOR == 0] // LABEL_DIVISOR < NUM_THINGS,
+        labels[labels % LABEL_DIVISOR == 0] + 250,  # crowd regions are predicted as instances
+        labels[labels % LABEL_DIVISOR == 0],
+    )
+    pred_cell, _ = _voronoi(moved, scales, height, width)
+    return gt.astype(np.int32), pred_labels[pred_cell].astype(np.int32)
+
+
+def write_folders(paths, num_images, height, width, segments, seed):
+    """Writes `num_images` generated pairs as COCO panoptic ground truth and predictions."""
+    rng = np.random.default_rng(seed)
+    with CocoPanopticWriter(paths["gt_json"], paths["gt_folder"], DATASET) as gt_writer, \
+            CocoPanopticWriter(paths["pred_json"], paths["pred_folder"], DATASET) as writer:
+        for image_id in range(num_images):
+            gt, pred = generate_pair(rng, height, width, segments)
+            gt_writer.write(image_id, gt)
+            writer.write(image_id, pred)
+
+
+def _timed(function, repeats):
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = function()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def _load_average():
+    try:
+        return os.getloadavg()
+    except OSError:
+        return None
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--num_images", type=int, default=500)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--segments", type=int, default=15, help="mean segments per image")
+    parser.add_argument("--num_workers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--skip_panopticapi", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="pq_eval_") as root:
+        paths = {
+            "gt_json": os.path.join(root, "gt.json"),
+            "gt_folder": os.path.join(root, "gt"),
+            "pred_json": os.path.join(root, "pred.json"),
+            "pred_folder": os.path.join(root, "pred"),
+        }
+        # Written by a fresh process: writing loads keras_axial.utils (and with it TensorFlow),
+        # which would make the evaluator pick the slower forkserver start for its workers. The
+        # command-line evaluator never has TensorFlow loaded.
+        start = time.perf_counter()
+        writer = multiprocessing.get_context("spawn").Process(
+            target=write_folders, args=(paths, args.num_images, args.height, args.width,
+                                        args.segments, args.seed)
+        )
+        writer.start()
+        writer.join()
+        if writer.exitcode != 0:
+            raise RuntimeError(f"Generating the benchmark data failed (exit {writer.exitcode}).")
+        generation_seconds = time.perf_counter() - start
+        rng = np.random.default_rng(args.seed)
+        pairs = [
+            generate_pair(rng, args.height, args.width, args.segments)
+            for _ in range(args.num_images)
+        ]
+        mean_segments = float(np.mean([np.unique(gt).size for gt, _ in pairs]))
+
+        def folder(workers):
+            return lambda: evaluate_coco_panoptic(
+                paths["gt_json"], paths["pred_json"], paths["gt_folder"], paths["pred_folder"],
+                num_workers=workers,
+            )
+
+        seconds, ours = _timed(folder(args.num_workers), args.repeats)
+        rows.append(("evaluate_coco_panoptic (folders)", args.num_workers, seconds))
+        seconds, _ = _timed(folder(1), args.repeats)
+        rows.append(("evaluate_coco_panoptic (folders)", 1, seconds))
+
+        def streaming():
+            metric = PanopticQuality(NUM_CLASSES, range(NUM_THINGS), LABEL_DIVISOR, IGNORE_LABEL)
+            for gt, pred in pairs:
+                metric.update_state(gt, pred)
+            return metric.result()
+
+        seconds, streamed = _timed(streaming, args.repeats)
+        rows.append(("PanopticQuality.update_state (in memory)", 1, seconds))
+
+        max_difference = None
+        if not args.skip_panopticapi:
+            try:
+                from panopticapi.evaluation import pq_compute
+            except ImportError:
+                pq_compute = None
+            if pq_compute is not None:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    seconds, reference = _timed(
+                        lambda: pq_compute(
+                            paths["gt_json"], paths["pred_json"], paths["gt_folder"],
+                            paths["pred_folder"],
+                        ),
+                        args.repeats,
+                    )
+                rows.append(("panopticapi pq_compute (folders)", os.cpu_count(), seconds))
+                max_difference = max(
+                    abs(float(reference[group][key]) - ours[group][key])
+                    for group in ("All", "Things", "Stuff")
+                    for key in ("pq", "sq", "rq")
+                )
+
+    report = {
+        "num_images": args.num_images,
+        "size": [args.height, args.width],
+        "mean_segments_per_gt_image": mean_segments,
+        "generation_seconds": generation_seconds,
+        "load_average_after": _load_average(),
+        "cpu_count": os.cpu_count(),
+        "pq": ours["All"]["pq"],
+        "streaming_minus_folder_pq": streamed["All"]["pq"] - ours["All"]["pq"],
+        "max_abs_difference_vs_panopticapi": max_difference,
+        "results": [
+            {
+                "method": method,
+                "processes": workers,
+                "seconds": seconds,
+                "images_per_second": args.num_images / seconds,
+            }
+            for method, workers, seconds in rows
+        ],
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(
+        f"{args.num_images} pairs of {args.height}x{args.width}, "
+        f"{mean_segments:.1f} ground-truth ids per image (void included), "
+        f"best of {args.repeats}; load average after: {report['load_average_after']}"
+    )
+    print(f"{'method':45s} {'procs':>5s} {'seconds':>8s} {'images/s':>9s}")
+    for row in report["results"]:
+        print(
+            f"{row['method']:45s} {row['processes']:5d} {row['seconds']:8.2f} "
+            f"{row['images_per_second']:9.1f}"
+        )
+    print(f"PQ {report['pq']:.6f}; |ours - panopticapi| max {max_difference}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
