@@ -123,3 +123,46 @@ gin.external_configurable(
 )
 
 # --- export -------------------------------------------------------------------------------------
+
+
+def _export_settings(
+    model_fn=None,
+    task="panoptic",
+    dataset_spec=None,
+    postprocess_options=None,
+    mixed_precision=None,
+):
+    """What `python -m export.saved_model --gin_file=...` reads from a gin configuration.
+
+    Every parameter left unbound takes the experiment's `train_and_evaluate` binding of the
+    same name, so a training experiment exports as it is; an export-only gin file or
+    `--gin_bindings` can change one, e.g.
+    `export_settings.postprocess_options = {'center_threshold': 0.2, 'nms_kernel': 13}`.
+
+    Args:
+        model_fn: builds the model (`@get_model`). Defaults to `None`.
+        task: `"panoptic"` or `"classification"`. Defaults to `"panoptic"`.
+        dataset_spec: `DatasetSpec` name or JSON path (thing ids, label divisor, void label
+            of the baked post-processing). Defaults to `None`.
+        postprocess_options: `center_threshold`, `nms_kernel`, `keep_k_centers`,
+            `stuff_area_limit` of the baked post-processing. Defaults to `None` (the
+            post-processing's defaults).
+        mixed_precision: the training policy, recorded in the export's metadata (exports
+            compute in float32). Defaults to `None`.
+
+    Returns:
+        A dict of these values.
+    """
+    return {
+        "model_fn": model_fn,
+        "task": task,
+        "dataset_spec": dataset_spec,
+        "postprocess_options": postprocess_options,
+        "mixed_precision": mixed_precision,
+    }
+
+
+# The export reads it through gin (the wrapped function), never by calling the plain one.
+export_settings = gin.external_configurable(
+    _export_settings, name="export_settings", module="keras_axial.export"
+)
