@@ -6,9 +6,7 @@ from keras import ops
 
 from keras_axial.layers import _common
 
-# Logit given to out-of-image or out-of-span keys. Finite, so that a padded query row whose
-# keys are all masked stays finite (uniform) instead of NaN; exp() of it underflows to exactly
-# 0 next to any real logit, so masked keys get exactly zero attention weight.
+# Added to the logits of out-of-image or out-of-span keys so that they never set the row max.
 _MASKED_LOGIT = -1e9
 
 # Logits per chunk of the inference path (float32: 1 MiB): several chunks in flight (and the
@@ -18,6 +16,23 @@ _CHUNK_ELEMENTS = 1 << 18
 
 # Default number of table rows for global attention: deeplab2's MAX_SPAN (509-row tables).
 DEFAULT_GLOBAL_MAX_SPAN = 255
+
+
+def _masked_softmax(logits, mask):
+    """Softmax over the last axis in which keys where `mask` is False get exactly 0.
+
+    The exponentials are multiplied by the mask rather than relying on exp() of a huge negative
+    logit: XLA clamps exp()'s argument, which would leave tiny (denormal, slow) weights. Rows
+    without any valid key (padded queries) come out all zero instead of NaN.
+    """
+    if mask is None:
+        return ops.softmax(logits, axis=-1)
+    mask = ops.convert_to_tensor(mask)
+    keep = ops.cast(mask, logits.dtype)
+    logits = logits + (keep - 1.0) * (-_MASKED_LOGIT)
+    exponentials = ops.exp(logits - ops.max(logits, axis=-1, keepdims=True)) * keep
+    total = ops.sum(exponentials, axis=-1, keepdims=True)
+    return exponentials / ops.maximum(total, 1e-30)
 
 
 def _map_over_chunks(function, tensors, chunk):
@@ -318,19 +333,18 @@ class AxialAttention(keras.layers.Layer):
         query, key, value = self._project(sequences, training)  # [N, h, L, d]
 
         plan = self._plan(static_length)
-        query, key, value, bias, mask, index = self._blocks(query, key, value, length, plan)
+        query, key, value, mask, index = self._blocks(query, key, value, length, plan)
         # query [N, h, nb, Q, dk]; key [N, h, nb, W, dk]; value [N, h, nb, W, dv];
-        # bias/mask [nb, Q, W] or None; index [Q, W] relative-table rows.
+        # mask [nb, Q, W] (True where a key is in the span and the image) or None;
+        # index [Q, W] relative-table rows.
         attention_norms = (list(self.similarity_batch_norms.values())
                            + list(self.output_batch_norms.values()))
         if not any(self._uses_batch_statistics(bn, training) for bn in attention_norms):
-            outputs = self._attend_inference(query, key, value, bias, index, length,
+            outputs = self._attend_inference(query, key, value, mask, index, length,
                                              static_length)
             return restore(outputs)
         logits = self._similarity(query, key, index, mask, training)
-        if bias is not None:
-            logits = logits + bias
-        weights = ops.softmax(logits, axis=-1)
+        weights = _masked_softmax(logits, mask)
         outputs = self._retrieve(weights, value, index, length, static_length,
                                  training)  # [N, L, V]
         return restore(outputs)
@@ -421,11 +435,10 @@ class AxialAttention(keras.layers.Layer):
                 positions = ops.arange(length, dtype="int32")
             index = self._table_rows(positions, positions)
             if plan == "global":
-                return query, key, value, None, None, index
+                return query, key, value, None, index
             offsets = positions[None, :] - positions[:, None]
             mask = (np.abs(offsets) <= self.half_span)[None]
-            bias = np.where(mask, 0.0, _MASKED_LOGIT).astype("float32")
-            return query, key, value, bias, mask, index
+            return query, key, value, mask, index
 
         block, half = self.block_size, self.half_span
         window = block + 2 * half
@@ -465,10 +478,9 @@ class AxialAttention(keras.layers.Layer):
         real_query = query_positions < length  # [nb, Q]
         mask = ops.logical_and(ops.expand_dims(inside, 1), ops.convert_to_tensor(band)[None])
         mask = ops.logical_and(mask, ops.expand_dims(real_query, 2))  # [nb, Q, W]
-        bias = ops.where(mask, 0.0, _MASKED_LOGIT)
-        return query, key, value, bias, mask, index
+        return query, key, value, mask, index
 
-    def _attend_inference(self, query, key, value, bias, index, length, static_length):
+    def _attend_inference(self, query, key, value, mask, index, length, static_length):
         """Inference attention with folded batch norms, over chunks of sequences.
 
         The `[.., Q, W]` logits are by far the largest tensors; computing them for a few
@@ -501,7 +513,6 @@ class AxialAttention(keras.layers.Layer):
             shift = shift + term_shift
         if self.retrieve_value_rpe:
             value_table = ops.take(ops.cast(self.value_rpe, self.compute_dtype), index, axis=0)
-        bias = None if bias is None else ops.cast(ops.convert_to_tensor(bias), dtype)
 
         def attend(chunk):
             q, k, v = chunk
@@ -518,9 +529,7 @@ class AxialAttention(keras.layers.Layer):
                 else:
                     t = ops.einsum("nhbjd,ijd->nhbij", k * scales[term], tables[term])
                 logits = t if logits is None else logits + t
-            if bias is not None:
-                logits = logits + bias
-            weights = ops.cast(ops.softmax(logits, axis=-1), self.compute_dtype)
+            weights = ops.cast(_masked_softmax(logits, mask), self.compute_dtype)
             out = None
             if self.retrieve_value_content:
                 out = ops.einsum("nhbij,nhbjd->nhbid", weights, v * output_scales["content"])

@@ -112,6 +112,9 @@ def test_keys_outside_the_span_or_image_get_zero_weight():
     changed[:, 10:] -= 3.0
     np.testing.assert_allclose(np.asarray(layer(changed))[:, 7], outputs[:, 7], atol=1e-6)
     assert np.abs(np.asarray(layer(changed))[:, 2] - outputs[:, 2]).max() > 1e-2
+    compiled = tf.function(lambda t: layer(t, training=False), jit_compile=True)
+    np.testing.assert_allclose(np.asarray(compiled(changed))[:, 7],
+                               np.asarray(compiled(x))[:, 7], atol=1e-6)  # XLA too
     # At the border the missing keys are left out, not read as zero vectors.
     zero_padded = reference(layer, x, zero_padded_keys=True)
     np.testing.assert_allclose(outputs, reference(layer, x), atol=2e-5)
