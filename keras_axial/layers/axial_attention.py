@@ -21,9 +21,9 @@ DEFAULT_GLOBAL_MAX_SPAN = 255
 def _masked_softmax(logits, mask):
     """Softmax over the last axis in which keys where `mask` is False get exactly 0.
 
-    The exponentials are multiplied by the mask rather than relying on exp() of a huge negative
-    logit: XLA clamps exp()'s argument, which would leave tiny (denormal, slow) weights. Rows
-    without any valid key (padded queries) come out all zero instead of NaN.
+    The exponentials are multiplied by the mask, so the zeros do not depend on how a backend
+    evaluates exp() of a huge negative logit, and rows without any valid key (padded queries)
+    come out all zero instead of NaN.
     """
     if mask is None:
         return ops.softmax(logits, axis=-1)
