@@ -8,9 +8,10 @@ memory is the subprocess's peak resident set size (`resource.getrusage`, which `
 give after the fact): weights, activations and the framework together, so only differences
 between rows are about the model. Then the time ratio between 2049x2049 and 1025x1025 inputs
 (float32, no XLA): with span-65 attention the cost per pixel is flat, so it should be close to
-the pixel ratio 3.996 (target: at most 4.4). A 2048x2048 float32 matmul, timed in the same
-run, gives the machine's attainable rate; the machine load is printed with the results, since
-the 2 cores are often shared.
+the pixel ratio 3.996 (target: at most 4.4). A 2048x2048 float32 matmul, timed right after
+each configuration in the same subprocess, gives the machine's attainable rate at that moment
+(the 2 cores are often shared): the fraction of it is comparable between runs when the
+absolute numbers are not. The machine load is printed with the results.
 
 Reference on this machine (the issue): deeplab2's Axial-DeepLab-S (global attention from
 stride 2, 67 GMACs at 641x641) takes 4.35 s, about 15 GMAC/s; a float32 matmul reaches about
@@ -68,6 +69,9 @@ def measure(model_name, size, dtype, xla, repeats):
     assert all(np.isfinite(value).all() for value in outputs.values())
     madds = count_madds(model, (1, size, size, 3))
     best = min(times)
+    # The shared machine's attainable rate right now: the fraction of it is comparable
+    # between runs when the absolute numbers are not.
+    matmul = matmul_gmacs()
     return {
         "model": model_name,
         "input_size": [size, size],
@@ -78,6 +82,8 @@ def measure(model_name, size, dtype, xla, repeats):
         "first_call_seconds": first_call,
         "madds": madds,
         "gmacs_per_second": madds / best / 1e9,
+        "matmul_gmacs_per_second": matmul,
+        "fraction_of_matmul": madds / best / 1e9 / matmul,
         # ru_maxrss is in KiB on Linux.
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
@@ -117,7 +123,7 @@ def _format(row):
         return f"{head}  FAILED: {row['error']}"
     return (f"{head} {row['best_seconds']:8.2f} s (median {row['median_seconds']:.2f}) "
             f"{row['madds'] / 1e9:8.1f} GMACs {row['gmacs_per_second']:7.1f} GMAC/s "
-            f"peak {row['peak_rss_mib']:8.0f} MiB")
+            f"({row['fraction_of_matmul']:4.0%} of matmul) peak {row['peak_rss_mib']:8.0f} MiB")
 
 
 def main(argv=None):

@@ -69,6 +69,38 @@ def batch_norm_settings(momentum, epsilon, synchronized):
                          f"sync_batch_norm=True with KERAS_BACKEND={keras.backend.backend()!r}")
 
 
+def set_batch_norm_settings(layer, momentum, epsilon, synchronized):
+    """Validates the injected batch-norm settings and stores them on `layer`."""
+    batch_norm_settings(momentum, epsilon, synchronized)
+    layer.batch_norm_momentum = float(momentum)
+    layer.batch_norm_epsilon = float(epsilon)
+    layer.sync_batch_norm = synchronized
+
+
+def batch_norm_config(layer):
+    """The stored batch-norm settings, under their constructor names."""
+    return {
+        "batch_norm_momentum": layer.batch_norm_momentum,
+        "batch_norm_epsilon": layer.batch_norm_epsilon,
+        "sync_batch_norm": layer.sync_batch_norm,
+    }
+
+
+def model_config(model, **fields):
+    """`get_config` of a functional model subclass built from its constructor arguments; a
+    `backbone` field is serialized (and `from_model_config` deserializes it)."""
+    if "backbone" in fields:
+        fields["backbone"] = keras.saving.serialize_keras_object(fields["backbone"])
+    return {"name": model.name, "trainable": model.trainable, **fields}
+
+
+def from_model_config(cls, config):
+    config = dict(config)
+    if "backbone" in config:
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+    return cls(**config)
+
+
 def batch_norm(layer, name):
     """A batch norm with the settings stored on `layer` (`batch_norm_momentum`, ...)."""
     return keras.layers.BatchNormalization(

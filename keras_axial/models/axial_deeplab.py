@@ -185,28 +185,23 @@ class AxialDeepLab(keras.Model):
         return functional_madds(self, input_shape)
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "num_classes": self.num_classes,
-            "projection_channels": self.projection_channels,
-            "semantic_decoder_channels": self.semantic_decoder_channels,
-            "semantic_low_level_channels": list(self.semantic_low_level_channels),
-            "instance_decoder_channels": self.instance_decoder_channels,
-            "instance_low_level_channels": list(self.instance_low_level_channels),
-            "semantic_head_channels": self.semantic_head_channels,
-            "instance_head_channels": self.instance_head_channels,
-            "batch_norm_momentum": self.batch_norm_momentum,
-            "batch_norm_epsilon": self.batch_norm_epsilon,
-            "sync_batch_norm": self.sync_batch_norm,
-        }
+        return _checks.model_config(
+            self,
+            backbone=self.backbone,
+            num_classes=self.num_classes,
+            projection_channels=self.projection_channels,
+            semantic_decoder_channels=self.semantic_decoder_channels,
+            semantic_low_level_channels=list(self.semantic_low_level_channels),
+            instance_decoder_channels=self.instance_decoder_channels,
+            instance_low_level_channels=list(self.instance_low_level_channels),
+            semantic_head_channels=self.semantic_head_channels,
+            instance_head_channels=self.instance_head_channels,
+            **_checks.batch_norm_config(self),
+        )
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)
+        return _checks.from_model_config(cls, config)
 
 
 _PANOPTIC_ARGUMENTS = (

@@ -177,29 +177,26 @@ class AxialResNetBackbone(keras.Model):
         return functional_madds(self, input_shape)
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "block_repeats": list(self.block_repeats),
-            "width_multiplier": self.width_multiplier,
-            "stem": self.stem,
-            "stem_width_multiplier": self.stem_width_multiplier,
-            "span": self.span,
-            "max_span": self.max_span,
-            "num_heads": self.num_heads,
-            "output_stride": self.output_stride,
-            "stride_mode": self.stride_mode,
-            "drop_path_rate": self.drop_path_rate,
-            "batch_norm_momentum": self.batch_norm_momentum,
-            "batch_norm_epsilon": self.batch_norm_epsilon,
-            "sync_batch_norm": self.sync_batch_norm,
-            "query_block_size": self.query_block_size,
-            "image_shape": list(self.image_shape),
-        }
+        return _checks.model_config(
+            self,
+            block_repeats=list(self.block_repeats),
+            width_multiplier=self.width_multiplier,
+            stem=self.stem,
+            stem_width_multiplier=self.stem_width_multiplier,
+            span=self.span,
+            max_span=self.max_span,
+            num_heads=self.num_heads,
+            output_stride=self.output_stride,
+            stride_mode=self.stride_mode,
+            drop_path_rate=self.drop_path_rate,
+            query_block_size=self.query_block_size,
+            image_shape=list(self.image_shape),
+            **_checks.batch_norm_config(self),
+        )
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        return _checks.from_model_config(cls, config)
 
 
 def _channels(what, value):

@@ -66,19 +66,16 @@ class AxialResNetClassifier(keras.Model):
         return functional_madds(self, input_shape)
 
     def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "num_classes": self.num_classes,
-            "dropout_rate": self.dropout_rate,
-        }
+        return _checks.model_config(
+            self,
+            backbone=self.backbone,
+            num_classes=self.num_classes,
+            dropout_rate=self.dropout_rate,
+        )
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        return cls(**config)
+        return _checks.from_model_config(cls, config)
 
 
 def build_axial_resnet_classifier(name=None, num_classes=1000, dropout_rate=0.0, **backbone):

@@ -89,10 +89,8 @@ class PanopticDeepLabDecoder(keras.layers.Layer):
                 f"low_level_keys={low_level_keys!r}, low_level_channels={low_level_channels!r}"
             )
         self.kernel_size = _checks.positive_int("kernel_size", kernel_size)
-        _checks.batch_norm_settings(batch_norm_momentum, batch_norm_epsilon, sync_batch_norm)
-        self.batch_norm_momentum = float(batch_norm_momentum)
-        self.batch_norm_epsilon = float(batch_norm_epsilon)
-        self.sync_batch_norm = sync_batch_norm
+        _checks.set_batch_norm_settings(self, batch_norm_momentum, batch_norm_epsilon,
+                                        sync_batch_norm)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def _conv_bn(self, prefix, filters, input_shape, depthwise=False):
@@ -187,9 +185,7 @@ class PanopticDeepLabDecoder(keras.layers.Layer):
                 "low_level_keys": list(self.low_level_keys),
                 "kernel_size": self.kernel_size,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "batch_norm_momentum": self.batch_norm_momentum,
-                "batch_norm_epsilon": self.batch_norm_epsilon,
-                "sync_batch_norm": self.sync_batch_norm,
+                **_checks.batch_norm_config(self),
             }
         )
         return config

@@ -62,10 +62,8 @@ class PanopticDeepLabHead(keras.layers.Layer):
         self.intermediate_channels = _checks.positive_int("intermediate_channels",
                                                           intermediate_channels)
         self.kernel_size = _checks.positive_int("kernel_size", kernel_size)
-        _checks.batch_norm_settings(batch_norm_momentum, batch_norm_epsilon, sync_batch_norm)
-        self.batch_norm_momentum = float(batch_norm_momentum)
-        self.batch_norm_epsilon = float(batch_norm_epsilon)
-        self.sync_batch_norm = sync_batch_norm
+        _checks.set_batch_norm_settings(self, batch_norm_momentum, batch_norm_epsilon,
+                                        sync_batch_norm)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, input_shape):
@@ -127,9 +125,7 @@ class PanopticDeepLabHead(keras.layers.Layer):
                 "output_channels": self.output_channels,
                 "intermediate_channels": self.intermediate_channels,
                 "kernel_size": self.kernel_size,
-                "batch_norm_momentum": self.batch_norm_momentum,
-                "batch_norm_epsilon": self.batch_norm_epsilon,
-                "sync_batch_norm": self.sync_batch_norm,
+                **_checks.batch_norm_config(self),
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }
         )
