@@ -36,10 +36,11 @@ from keras_axial.evaluation.panoptic_quality import image_statistics
 from keras_axial.evaluation.panoptic_quality import intersection_matrix
 
 # Dense segment index per 24-bit segment id: one table per process, filled for the segments of the
-# image at hand and cleared after, so mapping a PNG to indices is a single gather. Unlisted ids
-# map to a large negative value, so any of them makes the summed pair index negative.
-_UNLISTED = -(2**30)
-_MAX_SEGMENTS_PER_IMAGE = 2**15 - 2
+# image at hand and cleared after, so mapping a PNG to indices is a single gather. Index 0 is kept
+# for ids the JSON does not list (the table's resting value), 1 for void (id 0), 2.. for the
+# listed segments; a zero-filled table is allocated lazily by the OS, so only the pages of ids
+# that occur are ever touched.
+_MAX_SEGMENTS_PER_IMAGE = 2**15 - 3
 _lookup_table = None
 # Images per task sent to a worker: small enough to balance two workers over a few hundred
 # images, large enough that pickling the annotations costs nothing.
@@ -49,8 +50,7 @@ _CHUNK_SIZE = 8
 def _segment_lookup_table():
     global _lookup_table
     if _lookup_table is None:
-        _lookup_table = np.full(MAX_SEGMENT_ID + 1, _UNLISTED, np.int32)
-        _lookup_table[0] = 0
+        _lookup_table = np.zeros(MAX_SEGMENT_ID + 1, np.int32)
     return _lookup_table
 
 
@@ -114,13 +114,15 @@ def _parse_segments(annotation, json_path, context, is_ground_truth):
 
 
 def _gather_listed(segment_ids_map, listed_ids, multiplier):
-    """`multiplier * (1 + position in listed_ids)` per pixel, 0 for void, negative if unlisted."""
+    """`multiplier * index` per pixel: 0 for unlisted ids, 1 for void, 2.. for `listed_ids`."""
     lookup = _segment_lookup_table()
-    lookup[listed_ids] = np.arange(1, listed_ids.size + 1, dtype=np.int32) * multiplier
+    lookup[0] = multiplier
+    lookup[listed_ids] = np.arange(2, listed_ids.size + 2, dtype=np.int32) * multiplier
     try:
         return np.take(lookup, segment_ids_map)
     finally:
-        lookup[listed_ids] = _UNLISTED
+        lookup[listed_ids] = 0
+        lookup[0] = 0
 
 
 def _pair_statistics(gt_annotation, pred_annotation, context, num_classes):
@@ -141,21 +143,23 @@ def _pair_statistics(gt_annotation, pred_annotation, context, num_classes):
             f"{pred_map.shape[0]} (WxH) but ground truth {gt_png!r} is {gt_map.shape[1]}x"
             f"{gt_map.shape[0]}."
         )
-    num_gt, num_pred = gt_ids.size + 1, pred_ids.size + 1
+    # One more index on each side than segments + void: 0 collects unlisted ids.
+    num_gt, num_pred = gt_ids.size + 2, pred_ids.size + 2
     gt_part = _gather_listed(gt_map, gt_ids, num_pred)
     pred_part = _gather_listed(pred_map, pred_ids, 1)
-    for part, ids_map, png, json_path in (
-        (gt_part, gt_map, gt_png, context.gt_json),
-        (pred_part, pred_map, pred_png, context.pred_json),
+    intersections = intersection_matrix(gt_part, pred_part, num_gt, num_pred)
+    for unlisted_pixels, part, ids_map, png, json_path in (
+        (intersections[0].sum(), gt_part, gt_map, gt_png, context.gt_json),
+        (intersections[:, 0].sum(), pred_part, pred_map, pred_png, context.pred_json),
     ):
-        if part.size and part.min() < 0:
-            unlisted = np.unique(ids_map[part < 0])
+        if unlisted_pixels:
+            unlisted = np.unique(ids_map[part == 0])
             raise PanopticFormatError(
                 f"{png!r} contains segment ids {unlisted[:10].tolist()} that {json_path!r} "
                 f"does not list for image {image_id!r} (0, void, is the only id that needs no "
                 "entry)."
             )
-    intersections = intersection_matrix(gt_part, pred_part, num_gt, num_pred)
+    intersections = intersections[1:, 1:]
     absent = np.flatnonzero(intersections[:, 1:].sum(axis=0) == 0)
     if absent.size:
         raise PanopticFormatError(
@@ -300,7 +304,7 @@ def evaluate_coco_panoptic(
             for chunk in chunks:
                 statistics += _chunk_statistics_star(chunk)
         finally:
-            _lookup_table = None  # 64 MiB: not worth keeping between calls
+            _lookup_table = None  # up to 64 MiB: not worth keeping between calls
     else:
         pool_context = multiprocessing.get_context(_start_method())
         with pool_context.Pool(num_workers) as pool:

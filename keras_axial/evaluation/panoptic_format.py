@@ -180,16 +180,25 @@ def read_panoptic_png(path):
     return ids
 
 
-def write_panoptic_png(path, ids):
+# zlib levels 1-3 (no lazy matching) make streams that inflate ~30% faster than PIL's default
+# level 6, for files ~1.6x larger (14 vs 8 KB for a 640x480 map): predictions are written once
+# and decoded at every evaluation, so the writers default to 3.
+DEFAULT_COMPRESS_LEVEL = 3
+
+
+def write_panoptic_png(path, ids, compress_level=DEFAULT_COMPRESS_LEVEL):
     """Writes segment ids as an RGB PNG, atomically.
 
     Args:
         path: destination `.png` (its folder must exist).
         ids: int `[height, width]` segment ids in `[0, 2^24)`.
+        compress_level: zlib level, 0-9. Defaults to `DEFAULT_COMPRESS_LEVEL` (3).
     """
+    if compress_level not in range(10):
+        raise ValueError(f"`compress_level` must be an int in 0..9. Received: {compress_level!r}")
     rgb = id_to_rgb(ids)
     with _atomic_write(path, "wb") as handle:
-        Image.fromarray(rgb, "RGB").save(handle, format="PNG")
+        Image.fromarray(rgb, "RGB").save(handle, format="PNG", compress_level=compress_level)
 
 
 def _bounding_boxes(index, num_segments):
@@ -220,6 +229,8 @@ class CocoPanopticWriter:
             `category_ids`), or a registered dataset name.
         category_ids: dataset category id per contiguous class (e.g. COCO's 1..200). Defaults to
             the dataset's `category_ids`, else the contiguous ids.
+        compress_level: zlib level of the PNGs, 0-9. Defaults to 3 (decodes ~30% faster than
+            PIL's default 6, for ~1.6x larger files).
 
     Example:
         >>> with CocoPanopticWriter("pred.json", "pred", "coco") as writer:
@@ -227,7 +238,19 @@ class CocoPanopticWriter:
         ...         writer.write(image_id, panoptic)
     """
 
-    def __init__(self, output_json, output_folder, dataset, category_ids=None):
+    def __init__(
+        self,
+        output_json,
+        output_folder,
+        dataset,
+        category_ids=None,
+        compress_level=DEFAULT_COMPRESS_LEVEL,
+    ):
+        if compress_level not in range(10):
+            raise ValueError(
+                f"`compress_level` must be an int in 0..9. Received: {compress_level!r}"
+            )
+        self.compress_level = compress_level
         self.info = dataset_info(dataset)
         self.output_json = os.fspath(output_json)
         self.output_folder = os.fspath(output_folder)
@@ -337,7 +360,9 @@ class CocoPanopticWriter:
         segment_ids[keep] = self._segment_ids(semantic[keep], instance[keep], is_crowd[keep])
         areas = np.bincount(index.reshape(-1), minlength=values.size)
         boxes = _bounding_boxes(index, values.size)
-        write_panoptic_png(os.path.join(self.output_folder, file_name), segment_ids[index])
+        write_panoptic_png(
+            os.path.join(self.output_folder, file_name), segment_ids[index], self.compress_level
+        )
 
         segments_info = [
             {
@@ -398,6 +423,7 @@ class CityscapesPanopticWriter(CocoPanopticWriter):
             its `category_ids` are the Cityscapes label ids (road = 7, ..., bicycle = 33).
         category_ids: category id per contiguous class. Defaults to the dataset's
             `category_ids`, else the contiguous ids (the `--use-train-id` convention).
+        compress_level: zlib level of the PNGs, 0-9. Defaults to 3.
 
     Example:
         >>> with CityscapesPanopticWriter("pred.json", "pred", "cityscapes") as writer:
@@ -406,8 +432,15 @@ class CityscapesPanopticWriter(CocoPanopticWriter):
 
     INSTANCE_DIVISOR = 1000
 
-    def __init__(self, output_json, output_folder, dataset, category_ids=None):
-        super().__init__(output_json, output_folder, dataset, category_ids)
+    def __init__(
+        self,
+        output_json,
+        output_folder,
+        dataset,
+        category_ids=None,
+        compress_level=DEFAULT_COMPRESS_LEVEL,
+    ):
+        super().__init__(output_json, output_folder, dataset, category_ids, compress_level)
         bad = [c for c in self.category_ids if c < 1 or c * 1000 + 999 > MAX_SEGMENT_ID]
         if bad:
             raise ValueError(
