@@ -6,6 +6,7 @@ import io
 import numpy as np
 
 from keras_axial.evaluation.panoptic_quality import gather
+from keras_axial.evaluation.panoptic_quality import label_convention
 from keras_axial.evaluation.panoptic_quality import panoptic_batch
 from keras_axial.evaluation.panoptic_quality import present_values
 from keras_axial.evaluation.panoptic_quality import split_panoptic_ids
@@ -47,25 +48,20 @@ class InstanceAveragePrecision:
     def __init__(
         self, num_classes, thing_class_ids, label_divisor, ignore_label=255, max_detections=100
     ):
-        thing_class_ids = sorted(int(c) for c in thing_class_ids)
-        if not thing_class_ids:
+        (
+            self.num_classes,
+            self.thing_class_ids,
+            self.label_divisor,
+            self.ignore_label,
+            self._is_thing,
+        ) = label_convention(num_classes, thing_class_ids, label_divisor, ignore_label)
+        if not self.thing_class_ids:
             raise ValueError("`thing_class_ids` is empty: instance AP needs thing classes.")
-        bad = [c for c in thing_class_ids if not 0 <= c < num_classes]
-        if bad:
-            raise ValueError(
-                f"`thing_class_ids` must lie in [0, {num_classes}). Received out of range: {bad}"
-            )
         if not isinstance(max_detections, int) or max_detections < 10:
             raise ValueError(
                 f"`max_detections` must be an int >= 10. Received: max_detections={max_detections!r}"
             )
-        self.num_classes = int(num_classes)
-        self.thing_class_ids = tuple(thing_class_ids)
-        self.label_divisor = int(label_divisor)
-        self.ignore_label = int(ignore_label)
         self.max_detections = max_detections
-        self._is_thing = np.zeros(self.num_classes, bool)
-        self._is_thing[thing_class_ids] = True
         self.reset_state()
 
     def reset_state(self):

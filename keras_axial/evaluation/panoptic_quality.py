@@ -230,6 +230,31 @@ def gather(values, present, mapped):
     return mapped[np.searchsorted(present, values)]
 
 
+def label_convention(num_classes, thing_class_ids, label_divisor, ignore_label):
+    """Validates a label convention.
+
+    Returns:
+        `(num_classes, thing_class_ids, label_divisor, ignore_label, is_thing)`: Python ints, a
+        sorted tuple of thing ids, and a bool `[num_classes]` array.
+    """
+    for name, value, lowest in (
+        ("num_classes", num_classes, 1),
+        ("label_divisor", label_divisor, 1),
+        ("ignore_label", ignore_label, 0),
+    ):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < lowest:
+            raise ValueError(f"`{name}` must be an int >= {lowest}. Received: {name}={value!r}")
+    thing_class_ids = tuple(sorted(int(c) for c in thing_class_ids))
+    bad = [c for c in thing_class_ids if not 0 <= c < num_classes]
+    if bad:
+        raise ValueError(
+            f"`thing_class_ids` must lie in [0, {num_classes}). Received out of range: {bad}"
+        )
+    is_thing = np.zeros(int(num_classes), bool)
+    is_thing[list(thing_class_ids)] = True
+    return int(num_classes), thing_class_ids, int(label_divisor), int(ignore_label), is_thing
+
+
 def split_panoptic_ids(values, num_classes, label_divisor, ignore_label, name="label map"):
     """Class, instance and void flag of panoptic ids; unknown classes are an error.
 
@@ -299,28 +324,13 @@ class PanopticQuality:
     """
 
     def __init__(self, num_classes, thing_class_ids, label_divisor, ignore_label=255):
-        if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-            raise ValueError(f"`num_classes` must be a positive int. Received: {num_classes!r}")
-        if not isinstance(label_divisor, (int, np.integer)) or label_divisor < 1:
-            raise ValueError(
-                f"`label_divisor` must be a positive int. Received: label_divisor={label_divisor!r}"
-            )
-        if not isinstance(ignore_label, (int, np.integer)) or ignore_label < 0:
-            raise ValueError(
-                f"`ignore_label` must be a non-negative int. Received: ignore_label={ignore_label!r}"
-            )
-        thing_class_ids = sorted(int(c) for c in thing_class_ids)
-        bad = [c for c in thing_class_ids if not 0 <= c < num_classes]
-        if bad:
-            raise ValueError(
-                f"`thing_class_ids` must lie in [0, {num_classes}). Received out of range: {bad}"
-            )
-        self.num_classes = int(num_classes)
-        self.thing_class_ids = tuple(thing_class_ids)
-        self.label_divisor = int(label_divisor)
-        self.ignore_label = int(ignore_label)
-        self._is_thing = np.zeros(self.num_classes, bool)
-        self._is_thing[list(self.thing_class_ids)] = True
+        (
+            self.num_classes,
+            self.thing_class_ids,
+            self.label_divisor,
+            self.ignore_label,
+            self._is_thing,
+        ) = label_convention(num_classes, thing_class_ids, label_divisor, ignore_label)
         self._evaluated = np.arange(self.num_classes) != self.ignore_label
         self.reset_state()
 
