@@ -50,8 +50,30 @@ _CHUNK_SIZE = 8
 def _segment_lookup_table():
     global _lookup_table
     if _lookup_table is None:
-        _lookup_table = np.zeros(MAX_SEGMENT_ID + 1, np.int32)
+        # int64 so that gathered indices feed np.bincount without a conversion copy; 128 MiB of
+        # address space, of which only the pages of ids that occur get memory.
+        _lookup_table = np.zeros(MAX_SEGMENT_ID + 1, np.int64)
     return _lookup_table
+
+
+# Per-process output buffers of the gathers, reused across images: fresh multi-megabyte arrays
+# come from mmap and cost page faults on every image (as much as the gathers themselves).
+_buffers = {}
+
+
+def _buffer(name, size, dtype=np.int64):
+    buffer = _buffers.get(name)
+    if buffer is None or buffer.size < size:
+        buffer = _buffers[name] = np.empty(size, dtype)
+    return buffer[:size]
+
+
+def _read_ids(side, png_path):
+    # The ids array of the previous image of this side is overwritten (it is no longer needed);
+    # a PNG of another size gets a fresh array, which the next image then reuses.
+    ids = read_panoptic_png(png_path, _buffers.get(side))
+    _buffers[side] = ids.reshape(-1)
+    return ids
 
 
 class _Context:
@@ -113,13 +135,15 @@ def _parse_segments(annotation, json_path, context, is_ground_truth):
     return ids, classes, crowd, crowd_region
 
 
-def _gather_listed(segment_ids_map, listed_ids, multiplier):
-    """`multiplier * index` per pixel: 0 for unlisted ids, 1 for void, 2.. for `listed_ids`."""
+def _gather_listed(segment_ids_map, listed_ids, multiplier, out):
+    """`multiplier * index` per pixel into `out`: 0 for unlisted ids, 1 for void, 2.. for
+    `listed_ids`."""
     lookup = _segment_lookup_table()
     lookup[0] = multiplier
-    lookup[listed_ids] = np.arange(2, listed_ids.size + 2, dtype=np.int32) * multiplier
+    lookup[listed_ids] = np.arange(2, listed_ids.size + 2, dtype=np.int64) * multiplier
     try:
-        return np.take(lookup, segment_ids_map)
+        # mode="clip": with `out`, the default "raise" buffers the result; ids are < 2^24 anyway.
+        return np.take(lookup, segment_ids_map.reshape(-1), out=out, mode="clip")
     finally:
         lookup[listed_ids] = 0
         lookup[0] = 0
@@ -135,8 +159,8 @@ def _pair_statistics(gt_annotation, pred_annotation, context, num_classes):
     pred_ids, pred_classes, _, _ = _parse_segments(
         pred_annotation, context.pred_json, context, is_ground_truth=False
     )
-    gt_map = read_panoptic_png(gt_png)
-    pred_map = read_panoptic_png(pred_png)
+    gt_map = _read_ids("gt_ids", gt_png)
+    pred_map = _read_ids("pred_ids", pred_png)
     if gt_map.shape != pred_map.shape:
         raise PanopticFormatError(
             f"Image {image_id!r}: prediction {pred_png!r} is {pred_map.shape[1]}x"
@@ -145,15 +169,17 @@ def _pair_statistics(gt_annotation, pred_annotation, context, num_classes):
         )
     # One more index on each side than segments + void: 0 collects unlisted ids.
     num_gt, num_pred = gt_ids.size + 2, pred_ids.size + 2
-    gt_part = _gather_listed(gt_map, gt_ids, num_pred)
-    pred_part = _gather_listed(pred_map, pred_ids, 1)
-    intersections = intersection_matrix(gt_part, pred_part, num_gt, num_pred)
+    gt_part = _gather_listed(gt_map, gt_ids, num_pred, _buffer("gt", gt_map.size))
+    pred_part = _gather_listed(pred_map, pred_ids, 1, _buffer("pred", pred_map.size))
+    intersections = intersection_matrix(
+        gt_part, pred_part, num_gt, num_pred, out=_buffer("pairs", gt_map.size)
+    )
     for unlisted_pixels, part, ids_map, png, json_path in (
         (intersections[0].sum(), gt_part, gt_map, gt_png, context.gt_json),
         (intersections[:, 0].sum(), pred_part, pred_map, pred_png, context.pred_json),
     ):
         if unlisted_pixels:
-            unlisted = np.unique(ids_map[part == 0])
+            unlisted = np.unique(ids_map.reshape(-1)[part == 0])
             raise PanopticFormatError(
                 f"{png!r} contains segment ids {unlisted[:10].tolist()} that {json_path!r} "
                 f"does not list for image {image_id!r} (0, void, is the only id that needs no "
@@ -304,7 +330,8 @@ def evaluate_coco_panoptic(
             for chunk in chunks:
                 statistics += _chunk_statistics_star(chunk)
         finally:
-            _lookup_table = None  # up to 64 MiB: not worth keeping between calls
+            _lookup_table = None  # not worth keeping between calls
+            _buffers.clear()
     else:
         pool_context = multiprocessing.get_context(_start_method())
         with pool_context.Pool(num_workers) as pool:

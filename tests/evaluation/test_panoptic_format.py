@@ -41,9 +41,13 @@ def test_read_panoptic_png_paths_agree(tmp_path, monkeypatch):
     palette.save(tmp_path / "palette.png")
     assert (read_panoptic_png(tmp_path / "rgb.png") == ids).all()
     assert (read_panoptic_png(tmp_path / "rgba.png") == ids).all()
+    buffer = np.zeros(35, np.uint32)
+    assert read_panoptic_png(tmp_path / "rgb.png", out=buffer).base is buffer  # reused
+    assert (buffer.reshape(7, 5) == ids).all()
+    assert (read_panoptic_png(tmp_path / "rgb.png", out=np.zeros(9, np.uint32)) == ids).all()
     assert (read_panoptic_png(tmp_path / "palette.png") == read_panoptic_png(tmp_path / "reference.png")).all()
     # Without Pillow's zero-copy export the slower path gives the same ids.
-    monkeypatch.setattr(panoptic_format, "_ids_from_pixel_memory", lambda image: None)
+    monkeypatch.setattr(panoptic_format, "_ids_from_pixel_memory", lambda image, out: None)
     assert (read_panoptic_png(tmp_path / "rgb.png") == ids).all()
     Image.fromarray(np.zeros((3, 3), np.uint8)).save(tmp_path / "gray.png")
     with pytest.raises(PanopticFormatError, match="mode 'L'"):

@@ -188,3 +188,17 @@ def test_from_dataset_and_errors():
         metric.update_state(np.zeros((2, 2)), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="thing_class_ids"):
         PanopticQuality(3, [5], 10)
+
+
+def test_images_of_different_sizes_in_one_metric():
+    rng = np.random.default_rng(1)
+    maps = [rng.integers(0, 3, size) * 10 + rng.integers(0, 2, size) for size in [(9, 7), (4, 5), (9, 7)]]
+    together = PanopticQuality(3, [1], 10, 255)
+    merged = PanopticQuality(3, [1], 10, 255)
+    for label_map in maps:
+        prediction = np.flip(label_map, axis=1).astype(np.int16)  # any int dtype
+        together.update_state(label_map, prediction)
+        alone = PanopticQuality(3, [1], 10, 255)
+        alone.update_state(label_map, prediction)
+        merged.merge_state(alone)
+    assert together.result() == merged.result()
