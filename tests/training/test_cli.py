@@ -159,3 +159,29 @@ def test_model_dir_of_another_experiment_is_refused_before_training(tmp_path, sy
     assert sorted(p.name for p in model_dir.iterdir()) == ["config.gin"]
     with pytest.raises(GinConfigError, match="No --gin_file"):
         train.run([], [], model_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "extra_gin_file, bindings",
+    [
+        # MirroredStrategy over 2 logical CPUs: the real model with synchronized batch norm.
+        ("gin/runtime/cpu_mirrored.gin", {}),
+        (None, {"train_and_evaluate.mixed_precision": "'mixed_bfloat16'"}),
+        (None, {"train_and_evaluate.mixed_precision": "'mixed_float16'"}),
+        (None, {"train_and_evaluate.jit_compile": True}),
+    ],
+    ids=["cpu_mirrored", "mixed_bfloat16", "mixed_float16", "xla"],
+)
+def test_tiny_model_trains_under_each_runtime(tmp_path, synthetic_tfrecords, extra_gin_file,
+                                              bindings):
+    command = train_command(tmp_path, tiny_bindings(synthetic_tfrecords, train_steps=2, **bindings))
+    if extra_gin_file:
+        command.insert(4, f"--gin_file={extra_gin_file}")
+    returncode, output = wait(start(command), timeout=1200)
+    assert returncode == 0, output[-4000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["step"] == 2
+    assert all(np.isfinite(v).all() for v in summary["history"].values())
+    if extra_gin_file:
+        assert summary["num_replicas"] == 2

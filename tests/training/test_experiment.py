@@ -129,3 +129,15 @@ def test_bad_arguments_fail_before_training(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         run(tmp_path, **overrides)
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_xla_flag(tmp_path):
+    from keras_axial.train import flag_bindings
+
+    assert flag_bindings(tpu="grpc://10.0.0.2:8470", jit_compile=True) == [
+        "get_strategy.tpu_address = 'grpc://10.0.0.2:8470'",
+        "train_and_evaluate.jit_compile = True",
+    ]
+    result = run(tmp_path, jit_compile=True, train_steps=2, eval_interval=2)
+    assert result["model"].jit_compile is True
+    assert np.isfinite(result["history"]["loss"]).all()
