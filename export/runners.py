@@ -105,7 +105,8 @@ class KerasRunner:
         self.postprocessing = metadata["postprocessing"]
         self.signatures = SIGNATURES
 
-    def _padded_size(self, length):
+    def padded_size(self, length):
+        """The size `length` pixels are padded to (the export's rule)."""
         if self.padding is None:
             return length
         multiple, minimum = self.padding["multiple"], self.padding["minimum"]
@@ -119,8 +120,8 @@ class KerasRunner:
         if self.task == "classifier":
             logits = self.model(images, training=False)
             return {"logits": keras.ops.convert_to_numpy(logits).astype(np.float32)}
-        pad_height = self._padded_size(height) - height
-        pad_width = self._padded_size(width) - width
+        pad_height = self.padded_size(height) - height
+        pad_width = self.padded_size(width) - width
         padded = np.pad(images, ((0, 0), (0, pad_height), (0, pad_width), (0, 0)),
                         constant_values=self.padding["pad_value"])
         outputs = self.model(padded, training=False)

@@ -7,41 +7,29 @@ heatmap and offsets have trained-model magnitudes, and verification covers the w
 post-processing (centers, grouping, majority vote, renumbering, scores).
 """
 
-import os
-import sys
-
-import numpy as np
+import export_test_helpers
 import pytest
+from export_test_helpers import EXPERIMENT
+from export_test_helpers import IMAGE_SIZES
+from export_test_helpers import make_outputs_realistic
 
 from export import images as images_lib
 
-# Two sizes: one valid (16k + 1 on both axes) and one the export must pad and crop back.
-IMAGE_SIZES = ((33, 49), (45, 70))
-EXPERIMENT = "gin/experiments/synthetic_tiny.gin"
 
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    """Replaces tests/conftest.py's fixture of the same name for the export tests.
 
-def make_outputs_realistic(model, seed=0):
-    """Rescales the output convolutions of an Axial-DeepLab's heads (in place).
-
-    Targets: semantic logits of standard deviation 3, a center heatmap of mean 0.1 and
-    standard deviation 0.15 (peaks above the 0.1 threshold), offsets of standard deviation 4
-    pixels.
+    Its `keras.utils.set_random_seed` (`tf.random.set_seed`) and `keras.backend.clear_session`
+    both clear TensorFlow's kernel cache, which drops the instantiated functions of the
+    session's loaded exports: every test would pay their graph optimisation again (about
+    8 s each). The exports are session fixtures built with explicit seeds; only NumPy's
+    global seed is reset here.
     """
-    image = images_lib.synthetic_images(1, (65, 65), seed=seed)[0][1][None].astype(np.float32)
-    outputs = model(image, training=False)
-    targets = {
-        "semantic_logits": ("semantic_head", 0.0, 3.0),
-        "center_heatmap": ("center_head", 0.1, 0.15),
-        "offsets": ("offset_head", 0.0, 4.0),
-    }
-    for key, (layer_name, mean, std) in targets.items():
-        value = np.asarray(outputs[key])
-        conv = model.get_layer(layer_name).output_conv
-        scale = std / max(float(value.std()), 1e-12)
-        conv.kernel.assign(np.asarray(conv.kernel) * scale)
-        bias = np.asarray(conv.bias) * scale
-        conv.bias.assign(bias - (value.mean() * scale) + mean)
-    return model
+    import numpy as np
+
+    np.random.seed(1234)
+    yield
 
 
 @pytest.fixture(scope="session")
@@ -112,33 +100,5 @@ def panoptic_tflite(panoptic_export, tmp_path_factory):
 
 @pytest.fixture
 def run_without_keras_axial():
-    """`fn(script, cwd) -> stdout`: runs `script` in a Python whose imports of keras_axial
-    fail (the package is installed in editable mode, so a meta-path hook refuses it)."""
-    return _run_without_keras_axial
-
-
-def _run_without_keras_axial(script, cwd):
-    import subprocess
-
-    environment = dict(os.environ)
-    environment.pop("PYTHONPATH", None)
-    environment["TF_CPP_MIN_LOG_LEVEL"] = "2"
-
-    blocker = (
-        "import sys\n"
-        "class _Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name == 'keras_axial' or name.startswith('keras_axial.'):\n"
-        "            raise ImportError('keras_axial is blocked in this process')\n"
-        "sys.meta_path.insert(0, _Block())\n"
-        "sys.path = [p for p in sys.path if p not in ('', '.')]\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", blocker + script],
-        capture_output=True, text=True, env=environment, cwd=str(cwd), timeout=300,
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"subprocess failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    return result.stdout
-
-
+    """`fn(script, cwd) -> stdout` (see `export_test_helpers.run_without_keras_axial`)."""
+    return export_test_helpers.run_without_keras_axial

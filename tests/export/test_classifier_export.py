@@ -1,6 +1,7 @@
-"""An Axial-ResNet classifier (tiny, registry, random weights) through the command lines."""
+"""An Axial-ResNet classifier (tiny, registry, random weights) through the command lines.
 
-import json
+Its TFLite conversion runs in the registry sweep (test_registry_export.py, slow).
+"""
 
 import pytest
 from absl import flags
@@ -24,8 +25,6 @@ def classifier_export(tmp_path_factory):
     folder = tmp_path_factory.mktemp("classifier")
     metadata = _run(saved_model, ["--model=axial_resnet_s", "--tiny", "--seed=3",
                                   f"--output={folder / 'saved_model'}"])
-    _run(tflite, [f"--saved_model={folder / 'saved_model'}",
-                  f"--output={folder / 'model.tflite'}"])
     return folder, metadata
 
 
@@ -36,12 +35,11 @@ def test_classifier_exports_and_verifies(classifier_export):
     assert metadata["input"]["serving_default"]["padding"] is None
     images = (images_lib.synthetic_images(1, (33, 33), seed=1)
               + images_lib.synthetic_images(1, (40, 52), seed=2))
-    report = verify.verify_export(folder / "saved_model", images,
-                                  tflite=folder / "model.tflite", batch_sizes=(1, 3))
+    report = verify.verify_export(folder / "saved_model", images, batch_sizes=(1, 3))
     print(report.format(1e-4))
     assert report.passed
     outputs = {(c.runtime, c.signature, c.output) for c in report.checks}
-    assert ("tflite", "serving_default", "probabilities") in outputs
+    assert ("savedmodel", "serving_default", "probabilities") in outputs
     assert ("savedmodel", "network", "logits") in outputs
     assert {"1x33x33", "3x33x33", "1x40x52", "3x40x52"} <= set(report.batches)
 
@@ -73,5 +71,4 @@ def test_command_line_errors(classifier_export, tmp_path):
     with pytest.raises(FileNotFoundError, match="is neither a file, a folder nor a glob"):
         _run(verify, [f"--saved_model={folder / 'saved_model'}",
                       f"--images={tmp_path / 'missing.png'}"])
-    assert json.loads((folder / "model.tflite.json").read_text())["tflite"]["signatures"]
-    assert metadata_lib.read_metadata(folder / "model.tflite")["task"] == "classifier"
+    assert metadata_lib.read_metadata(folder / "saved_model")["task"] == "classifier"

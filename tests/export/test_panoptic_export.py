@@ -132,9 +132,8 @@ print(metadata['postprocessing']['label_divisor'])
     ],
 )
 def test_corrupt_inputs_give_clear_errors(panoptic_saved_model, signature, images, message):
-    loaded = panoptic_saved_model.loaded
     with pytest.raises(tf.errors.InvalidArgumentError, match=message) as error:
-        loaded.signatures[signature](images=tf.constant(images))
+        panoptic_saved_model.signatures[signature](images=tf.constant(images))
     # Stopped at the input check, not deep inside the network.
     assert "conv" not in str(error.value).lower()
 
