@@ -23,7 +23,10 @@ def model_task(model):
     """`"panoptic"` for models returning the Axial-DeepLab dict, `"classifier"` for logits."""
     import keras
 
-    spec = model.compute_output_spec(keras.KerasTensor((1, 33, 33, 3), dtype="float32"))
+    try:
+        spec = model.output  # functional models: the symbolic output structure
+    except (AttributeError, ValueError):
+        spec = model.compute_output_spec(keras.KerasTensor((1, 33, 33, 3), dtype="float32"))
     if isinstance(spec, dict):
         missing = {"semantic_logits", "center_heatmap", "offsets"} - set(spec)
         if missing:
@@ -33,10 +36,10 @@ def model_task(model):
                 "classifier logits [batch, num_classes]."
             )
         return "panoptic"
-    if len(spec.shape) != 2:
+    if isinstance(spec, (list, tuple)) or len(spec.shape) != 2:
         raise ValueError(
-            f"Model {model.name!r} returns a tensor of shape {tuple(spec.shape)}. Expected the "
-            "Axial-DeepLab output dict or classifier logits [batch, num_classes]."
+            f"Model {model.name!r} returns {spec!r}. Expected the Axial-DeepLab output dict "
+            "or classifier logits [batch, num_classes]."
         )
     return "classifier"
 

@@ -12,8 +12,9 @@ preserved, the value range of every float tensor of the network (the whole `netw
 signature; in `serving_default`, the tensors under the model's name scope) is recorded over
 the representative images, written into the tensors' quantization parameters (min / max, what
 the converter's calibrator writes), and the TensorFlow MLIR quantizer turns the calibrated
-model into int8 where kernels exist. Tensors without a range (post-processing, WHILE bodies)
-stay float32.
+model into int8 where kernels exist. Only feature maps (rank >= 3) are calibrated; tensors
+without a range (post-processing, WHILE bodies, scalars and vectors of shape arithmetic) stay
+float32.
 """
 
 import numpy as np
@@ -24,6 +25,11 @@ def _subgraph_of_signature(model):
         signature.signatureKey.decode(): signature.subgraphIndex
         for signature in model.signatureDefs
     }
+
+
+def _builtin(model, operator):
+    code = model.operatorCodes[operator.opcodeIndex]
+    return max(code.builtinCode, code.deprecatedBuiltinCode)
 
 
 def record_ranges(float_model, samples, network_scope):
@@ -53,12 +59,23 @@ def record_ranges(float_model, samples, network_scope):
     for signature, images in samples:
         index = subgraphs[signature]
         subgraph = model.subgraphs[index]
+        # Divisors are not calibrated (see quantize_int8: DIV stays float32).
+        divisors = {
+            operator.inputs[1] for operator in subgraph.operators
+            if _builtin(model, operator) == schema.BuiltinOperator.DIV
+        }
         interpreter.get_signature_runner(signature)(images=images)
         for tensor_index, tensor in enumerate(subgraph.tensors):
             if tensor.type != schema.TensorType.FLOAT32:
                 continue
             if model.buffers[tensor.buffer].data is not None:
                 continue  # a constant (weights are quantized from their values)
+            if tensor_index in divisors:
+                continue
+            if tensor.shape is None or len(tensor.shape) < 3:
+                # Scalars and vectors are shape arithmetic (resize positions and weights,
+                # padding): quantized, they would be wrong at any size but the calibration's.
+                continue
             name = tensor.name.decode()
             if signature != "network" and not name.startswith(network_scope):
                 continue
@@ -108,4 +125,8 @@ def quantize_int8(float_model, samples, network_scope):
             f"No float tensor of the network (name scope {network_scope!r}) was found to "
             "calibrate."
         )
-    return convert.mlir_quantize(calibrated_model(float_model, ranges))
+    # DIV stays float32: an int8 divisor that rounds to its zero point is a division by
+    # zero, which the int8 DIV kernel refuses at run time (the attention's softmax
+    # normalisation does this on small inputs).
+    return convert.mlir_quantize(calibrated_model(float_model, ranges),
+                                 denylisted_ops=["DIV"])
