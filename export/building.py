@@ -4,7 +4,6 @@ Also rebuilds the Keras model of an existing export (from its metadata and the S
 variables), which `export.tflite` and `export.verify` need.
 """
 
-import contextlib
 import inspect
 import pathlib
 
@@ -229,25 +228,3 @@ def rebuild_model(metadata, weights):
         )
     model.set_weights([keras.ops.convert_to_numpy(w) for w in weights])
     return model
-
-
-@contextlib.contextmanager
-def attention_without_chunks():
-    """Traces axial attention as one pass instead of a loop over chunks of sequences.
-
-    The attention layer computes its inference pass over chunks of sequences in a while loop
-    (faster on CPUs, kept in the SavedModel). With an unknown batch size that loop keeps
-    tensor lists whose element shape is unknown, which the TFLite converter cannot lower to
-    builtin ops; one pass over all sequences computes the same values with builtins only.
-    """
-    from keras_axial.layers import axial_attention
-
-    original = getattr(axial_attention, "_map_over_chunks", None)
-    if original is None:
-        yield
-        return
-    axial_attention._map_over_chunks = lambda function, tensors, chunk: function(tensors)
-    try:
-        yield
-    finally:
-        axial_attention._map_over_chunks = original

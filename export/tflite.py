@@ -126,6 +126,7 @@ def convert_saved_model(
     from export import metadata as metadata_lib
     from export import runners
     from export import tflite_ops
+    from keras_axial.layers import single_pass_attention
     from keras_axial.utils import atomic_write
 
     if quantize not in QUANTIZATIONS:
@@ -145,7 +146,7 @@ def convert_saved_model(
     weights = runners.SavedModelRunner(saved_model).model_weights
     model = building.rebuild_model(metadata, weights)
     with tempfile.TemporaryDirectory() as staging:
-        with building.attention_without_chunks():
+        with single_pass_attention():
             module = _export_module(metadata, model)
             tf.saved_model.save(module, staging, signatures=module.signatures())
         converter = tf.lite.TFLiteConverter.from_saved_model(

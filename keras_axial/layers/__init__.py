@@ -1,6 +1,7 @@
 """Reusable Keras layers of keras-axial (backend-neutral: `keras.ops` only)."""
 
 from keras_axial.layers.axial_attention import AxialAttention
+from keras_axial.layers.axial_attention import single_pass_attention
 from keras_axial.layers.axial_attention_2d import AxialAttention2D
 from keras_axial.layers.axial_block import AxialBlock
 from keras_axial.layers.bottleneck_block import BottleneckBlock
@@ -20,4 +21,5 @@ __all__ = [
     "FullAxialStem",
     "InceptionStem",
     "resize_bilinear_aligned",
+    "single_pass_attention",
 ]

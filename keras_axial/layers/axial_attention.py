@@ -1,5 +1,8 @@
 """Position-sensitive axial attention along one axis (Axial-DeepLab, Wang et al. 2020, Eq. 4)."""
 
+import contextlib
+import threading
+
 import keras
 import numpy as np
 from keras import ops
@@ -35,13 +38,35 @@ def _masked_softmax(logits, mask):
     return exponentials / ops.maximum(total, 1e-30)
 
 
+_single_pass = threading.local()
+
+
+@contextlib.contextmanager
+def single_pass_attention():
+    """Within this context, inference traces attention as one pass, not a loop over chunks.
+
+    The inference pass normally runs over chunks of sequences in a while loop (less memory,
+    faster on CPUs). With an unknown batch size that loop holds tensor lists whose element
+    shape is unknown, which the TFLite converter cannot lower to builtin ops; a single pass
+    computes the same values with builtins only. Used by `export/` when tracing for TFLite.
+    """
+    previous = getattr(_single_pass, "enabled", False)
+    _single_pass.enabled = True
+    try:
+        yield
+    finally:
+        _single_pass.enabled = previous
+
+
 def _map_over_chunks(function, tensors, chunk):
     """`function` over chunks of `chunk` entries of the leading axis of every tensor.
 
     The leading axis is padded to whole chunks (and the padding cut off again). With a known
     length, chunk count and size are balanced so that padding stays below one entry per chunk.
-    (`export/` replaces this function to trace a single pass; keep its name and signature.)
+    Inside `single_pass_attention()`, `function` runs once on the whole tensors.
     """
+    if getattr(_single_pass, "enabled", False):
+        return function(tensors)
     total = ops.shape(tensors[0])[0]
     static_total = tensors[0].shape[0]
     if static_total is not None and static_total <= chunk:

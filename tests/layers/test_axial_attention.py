@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from keras_axial.layers import AxialAttention
+from keras_axial.layers import single_pass_attention
 from tests.layers.helpers import random_inputs
 from tests.layers.numpy_axial import axial_attention_1d, axial_weights_from_layer, randomize_layer
 
@@ -140,6 +141,13 @@ def test_chunked_inference_over_many_sequences():
     layer = make_layer(span=None, num_heads=2)
     x = random_inputs((700, 24, 6))  # more sequences than one chunk holds; not a multiple
     np.testing.assert_allclose(layer(x), reference(layer, x), atol=2e-5)
+    with single_pass_attention():
+        np.testing.assert_allclose(layer(x), reference(layer, x), atol=2e-5)
+        traced = tf.function(lambda t: layer(t)).get_concrete_function(
+            tf.TensorSpec((None, 24, 6)))
+    assert not {op.type for op in traced.graph.get_operations()} & {"While", "StatelessWhile"}
+    chunked = tf.function(lambda t: layer(t)).get_concrete_function(tf.TensorSpec((None, 24, 6)))
+    assert {op.type for op in chunked.graph.get_operations()} & {"While", "StatelessWhile"}
 
 
 @pytest.mark.parametrize("span, block", [(None, None), (5, 3)])

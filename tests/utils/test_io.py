@@ -34,3 +34,13 @@ def test_atomic_directory(tmp_path):
             raise ValueError("fail")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
     assert sorted(p.name for p in target.iterdir()) == ["a.txt"]
+
+
+def test_file_helpers_do_not_import_keras():
+    import subprocess
+    import sys
+
+    code = ("import sys, keras_axial.utils; "
+            "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, "
+            "sorted(m for m in sys.modules if m.startswith(('keras', 'tensorflow')))")
+    subprocess.run([sys.executable, "-c", code], check=True)
