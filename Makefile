@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PYTEST_FLAGS ?=
+# Two workers: the machine CI runs on has 2 cores.
+PYTEST_FLAGS ?= -n 2
 
 export TF_CPP_MIN_LOG_LEVEL := 2
 
@@ -19,6 +20,16 @@ $(STAMP): setup.py
 	$(PY) -m pip install --quiet -e '.[dev,litert]'
 	$(PY) -m pip install --quiet --no-deps panopticapi-lite==0.2.0
 	touch $(STAMP)
+
+## The main job on the built-in synthetic dataset: train, evaluate, export, pictures (demo_output/).
+## `make demo DEMO_STEPS=6000` trains longer; `DEMO_EXPERIMENT=gin/experiments/...` picks another
+## experiment; `DEMO_ARGS="--fresh"` passes more flags (python -m keras_axial.demo --help).
+DEMO_EXPERIMENT ?= gin/experiments/synthetic_tiny.gin
+DEMO_STEPS ?=
+DEMO_ARGS ?=
+demo: $(STAMP)
+	$(PY) -m keras_axial.demo --gin_file=$(DEMO_EXPERIMENT) \
+		$(if $(DEMO_STEPS),--train_steps=$(DEMO_STEPS)) $(DEMO_ARGS)
 
 ## Fast test suite (what CI runs): must stay under 20 minutes on 2 cores.
 test: $(STAMP)

@@ -88,6 +88,19 @@ def _versions():
     }
 
 
+def _model_config(model):
+    """The model's Keras serialization without its compile configuration.
+
+    A trained model carries its optimizer and learning-rate schedule in `compile_config`;
+    an export never compiles, and a schedule need not be serializable.
+    """
+    import keras
+
+    config = keras.saving.serialize_keras_object(model)
+    config.pop("compile_config", None)
+    return _jsonable(config)
+
+
 def build_metadata(
     *,
     task,
@@ -156,7 +169,7 @@ def build_metadata(
             "overrides": _jsonable(overrides or {}),
             "num_parameters": int(model.count_params()),
             "num_classes": int(getattr(model, "num_classes", 0)) or None,
-            "keras_config": _jsonable(keras.saving.serialize_keras_object(model)),
+            "keras_config": _model_config(model),
         },
         "source": {
             "gin_files": [str(path) for path in gin_files],

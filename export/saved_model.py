@@ -81,6 +81,7 @@ def export_saved_model(
             f"--output={str(output)!r} already exists. Pass --overwrite (overwrite=True) to "
             "replace it."
         )
+    output.parent.mkdir(parents=True, exist_ok=True)
     task = building.model_task(model)
     postprocessing = size_rule = None
     if task == "panoptic":

@@ -139,12 +139,13 @@ def convert_saved_model(
         raise ValueError(f"--output must end in '.tflite'. Received: {str(output)!r}")
     if output.exists() and not overwrite:
         raise FileExistsError(f"--output={str(output)!r} already exists. Pass --overwrite.")
-    if not output.parent.is_dir():
-        raise FileNotFoundError(f"The folder of --output={str(output)!r} does not exist.")
+    if output.parent.exists() and not output.parent.is_dir():
+        raise NotADirectoryError(f"The folder of --output={str(output)!r} is a file.")
 
     metadata = metadata_lib.read_metadata(saved_model)
     weights = runners.SavedModelRunner(saved_model).model_weights
     model = building.rebuild_model(metadata, weights)
+    output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as staging:
         with single_pass_attention():
             module = _export_module(metadata, model)

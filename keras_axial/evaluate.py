@@ -20,11 +20,15 @@ from absl import flags
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_multi_string("gin_file", [], "Gin experiment file(s) the model was trained with.")
-flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings, applied after the files.")
-flags.DEFINE_string("model_dir", None, "The training run's folder.")
-flags.DEFINE_string("checkpoint", None, "Checkpoint file (default: latest in --model_dir).")
-flags.DEFINE_string("output", None, "Metrics JSON path (default: in --model_dir/evaluation).")
+
+def define_flags():
+    """Defines the command-line flags (only when run as a program: importing the module
+    defines none, so other programs can call `run`)."""
+    flags.DEFINE_multi_string("gin_file", [], "Gin experiment file(s) the model was trained with.")
+    flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings, applied after the files.")
+    flags.DEFINE_string("model_dir", None, "The training run's folder.")
+    flags.DEFINE_string("checkpoint", None, "Checkpoint file (default: latest in --model_dir).")
+    flags.DEFINE_string("output", None, "Metrics JSON path (default: in --model_dir/evaluation).")
 
 
 def run(gin_files, gin_bindings, model_dir, *, checkpoint=None, output=None):
@@ -63,4 +67,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -24,15 +24,21 @@ from absl import flags
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_multi_string("gin_file", [], "Gin experiment file(s), e.g. gin/experiments/*.gin.")
-flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings, applied after the files.")
-flags.DEFINE_string("model_dir", None, "Run folder: checkpoints, logs, configs, metrics.")
-flags.DEFINE_string(
-    "tpu", None, "TPU name or grpc:// address (binds get_strategy.tpu_address; needs a TPU runtime)."
-)
-flags.DEFINE_bool(
-    "jit_compile", None, "Force XLA on (--jit_compile) or off (--nojit_compile) for this run."
-)
+
+def define_flags():
+    """Defines the command-line flags (only when run as a program: importing the module
+    defines none, so other programs can call `run`)."""
+    flags.DEFINE_multi_string("gin_file", [],
+                              "Gin experiment file(s), e.g. gin/experiments/*.gin.")
+    flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings, applied after the files.")
+    flags.DEFINE_string("model_dir", None, "Run folder: checkpoints, logs, configs, metrics.")
+    flags.DEFINE_string(
+        "tpu", None,
+        "TPU name or grpc:// address (binds get_strategy.tpu_address; needs a TPU runtime).",
+    )
+    flags.DEFINE_bool(
+        "jit_compile", None, "Force XLA on (--jit_compile) or off (--nojit_compile) for this run."
+    )
 
 
 def flag_bindings(tpu=None, jit_compile=None):
@@ -86,4 +92,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

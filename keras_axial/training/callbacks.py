@@ -127,8 +127,9 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
         raise NonFiniteLossError(
             f"The training loss became {loss} at step {self.progress.step}; training stopped "
             f"and {where}. Lower the learning rate, add warm-up or gradient clipping "
-            "(build_optimizer.global_clipnorm), or check the data for broken labels; running "
-            "the same command again resumes from that checkpoint."
+            "(build_optimizer.global_clipnorm), or check the data for broken labels, and train "
+            "in a new --model_dir (this one refuses a changed configuration); if the cause was "
+            "transient, running the same command again resumes from that checkpoint."
         )
 
 

@@ -21,14 +21,23 @@ def make_panoptic_predict_fn(model, dataset_spec, postprocess_options=None, jit_
         jit_compile: compile model and post-processing with XLA (default `False`).
 
     Returns:
-        `fn(images) -> dict` of numpy arrays (`panoptic`, `semantic`, `instance`, ...).
+        `fn(images, image_size=None) -> dict` of numpy arrays (`panoptic`, `semantic`,
+        `instance`, ...). With `image_size` (int `[B, 2]`, the sizes before evaluation
+        padding), the network's outputs are cropped to the largest of them before
+        post-processing, so that padding takes no part in it (stuff areas, centers, votes):
+        with batch 1 the predictions are those of the unpadded image, as the exported
+        SavedModel computes them; the maps returned have the cropped size.
     """
     from keras_axial.postprocessing import panoptic_deeplab_postprocess
 
     options = dict(postprocess_options or {})
 
-    def predict(images):
+    def predict(images, image_size):
         outputs = model(images, training=False)
+        if image_size is not None:
+            height = tf.reduce_max(image_size[:, 0])
+            width = tf.reduce_max(image_size[:, 1])
+            outputs = {name: value[:, :height, :width] for name, value in outputs.items()}
         return panoptic_deeplab_postprocess(
             outputs["semantic_logits"],
             outputs["center_heatmap"],
@@ -41,8 +50,10 @@ def make_panoptic_predict_fn(model, dataset_spec, postprocess_options=None, jit_
 
     compiled = tf.function(predict, jit_compile=jit_compile, reduce_retracing=True)
 
-    def run(images):
-        return {name: np.asarray(value) for name, value in compiled(images).items()}
+    def run(images, image_size=None):
+        if image_size is not None:
+            image_size = tf.convert_to_tensor(image_size, tf.int32)
+        return {name: np.asarray(value) for name, value in compiled(images, image_size).items()}
 
     return run
 
@@ -103,25 +114,27 @@ def evaluate_panoptic(
                 "The evaluation dataset must carry targets['panoptic'] (build it for "
                 f"evaluation). Received target keys: {sorted(targets)}"
             )
-        predictions = predict_fn(images)
-        truth = np.asarray(targets["panoptic"])
+        sizes = np.asarray(targets["image_size"]) if "image_size" in targets else None
+        predictions = predict_fn(images, sizes)
+        # Predictions are cropped to the batch's largest image (see make_panoptic_predict_fn).
+        height, width = predictions["panoptic"].shape[1:3]
+        truth = np.asarray(targets["panoptic"])[:, :height, :width]
         panoptic_quality.update_state(truth, predictions["panoptic"])
         semantic_truth = (
-            np.asarray(targets["semantic"])
+            np.asarray(targets["semantic"])[:, :height, :width]
             if "semantic" in targets
             else truth // dataset_spec.label_divisor
         )
         mean_iou.update_state(semantic_truth, predictions["semantic"])
-        sizes = np.asarray(targets["image_size"]) if "image_size" in targets else None
         for position, (image, predicted, expected) in enumerate(
-            zip(_to_uint8_images(images), predictions["panoptic"], truth)
+            zip(_to_uint8_images(images)[:, :height, :width], predictions["panoptic"], truth)
         ):
             if len(panels) >= num_images:
                 break
             if sizes is not None:  # drop the evaluation padding
-                height, width = (int(v) for v in sizes[position][:2])
-                image = image[:height, :width]
-                predicted, expected = predicted[:height, :width], expected[:height, :width]
+                rows, columns = (int(v) for v in sizes[position][:2])
+                image = image[:rows, :columns]
+                predicted, expected = predicted[:rows, :columns], expected[:rows, :columns]
             panels.append(
                 np.concatenate(
                     [
@@ -134,6 +147,13 @@ def evaluate_panoptic(
             )
     if panoptic_quality.num_images == 0:
         raise ValueError("The evaluation dataset is empty: no image was evaluated.")
+    # Images differ in size: one summary per image.
+    images = {f"panoptic_{index}": panel[None] for index, panel in enumerate(panels)}
+    return panoptic_metrics(panoptic_quality, mean_iou), images
+
+
+def panoptic_metrics(panoptic_quality, mean_iou):
+    """The flat dict of fractions evaluations report, from the two streaming metrics."""
     result = panoptic_quality.result()
     metrics = {
         "pq": result["All"]["pq"],
@@ -144,9 +164,7 @@ def evaluate_panoptic(
         "miou": mean_iou.result()["miou"],
         "num_images": panoptic_quality.num_images,
     }
-    # Images differ in size: one summary per image.
-    images = {f"panoptic_{index}": panel[None] for index, panel in enumerate(panels)}
-    return {name: float(value) for name, value in metrics.items()}, images
+    return {name: float(value) for name, value in metrics.items()}
 
 
 def evaluate_classification(model, dataset, *, max_batches=None, jit_compile=False):

@@ -245,7 +245,8 @@ def train_and_evaluate(
         task, train_steps, eval_interval, checkpoint_interval, mixed_precision, loop,
         dataset_spec, eval_dataset_fn, mode,
     )
-    eval_interval = eval_interval or train_steps
+    # A run shorter than one evaluation interval is one epoch of its own length.
+    eval_interval = min(eval_interval or train_steps, train_steps)
     model_dir = pathlib.Path(model_dir)
     if dataset_spec is not None:
         from keras_axial.data import get_dataset_spec
