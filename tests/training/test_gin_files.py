@@ -109,3 +109,22 @@ def test_experiment_builds_what_it_names(path):
         assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.nesterov
         model = tiny_model(name, value("get_model.num_classes"))
         assert model.output_shape[-1] == 1000
+
+
+def test_includes_resolve_from_a_copied_gin_tree_run_elsewhere(tmp_path, monkeypatch, caplog):
+    """A user's own `gin/` tree (outside the checkout) resolves `include 'gin/...'` lines from
+    any current folder, without gin's "Path not found" noise in the log."""
+    tree = tmp_path / "project" / "gin"
+    (tree / "models").mkdir(parents=True)
+    (tree / "experiments").mkdir()
+    (tree / "models" / "mine.gin").write_text("get_model.name = 'axial_deeplab_s'\n")
+    experiment = tree / "experiments" / "mine.gin"
+    experiment.write_text("include 'gin/models/mine.gin'\nget_model.num_classes = 7\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with caplog.at_level("ERROR"):
+        parse_gin([experiment])
+    assert value("get_model.name") == "axial_deeplab_s"
+    assert value("get_model.num_classes") == 7
+    assert not [record for record in caplog.records if "Path not found" in record.getMessage()]
