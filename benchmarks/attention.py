@@ -3,6 +3,13 @@
 Times, on the CPU, inference of
 - `AxialAttention2D(64, 128, num_heads=8)` (global span, the paper's first-stage widths) on
   `[2, S, S, 128]` maps,
+- the same layer computed the way deeplab2's `AxialAttention2D` computes it (written here from
+  its description in SPEC section 2.2, deeplab2 itself cannot be installed beside Keras 3):
+  relative tables gathered to `[L, L, d]` on every call, the three similarity terms stacked into
+  one `[3, B', heads, L, L]` tensor and batch-normalised, the two retrieved outputs stacked and
+  batch-normalised, one pass over the whole batch; XLA on or off as for ours. This is the
+  same-machine baseline for the issue's "3x deeplab2's throughput": the issue's deeplab2
+  milliseconds were measured on a machine whose matmul ran at about 200 GMAC/s,
 - plain multi-head self-attention over all `S * S` positions with the same channels (queries
   and keys 64, values 128, 8 heads, content term only) where its `[S*S, S*S]` logits fit in
   memory,
@@ -59,6 +66,95 @@ def matmul_rate(repeats):
     a = tf.random.normal((2048, 2048))
     milliseconds = time_call(tf.function(lambda x: tf.matmul(x, x)), a, repeats)
     return 2048 ** 3 / milliseconds / 1e6
+
+
+class Deeplab2StyleAxialAttention2D(keras.layers.Layer):
+    """Global position-sensitive axial attention, height then width, computed as deeplab2 does
+    at inference (SPEC 2.2): gathered `[L, L, d]` tables, stacked similarity and output terms
+    each passed through an inference batch norm (an affine map), no chunking. Same M-Adds as
+    `AxialAttention2D`; only the schedule of the computation differs."""
+
+    MAX_SPAN = 255  # deeplab2's 509-row tables
+
+    def build(self, input_shape):
+        rows = 2 * self.MAX_SPAN - 1
+        key_depth, value_depth = KEY_DEPTH // HEADS, VALUE_DEPTH // HEADS
+        self.axes = []
+        channels = input_shape[-1]
+        for _ in range(2):
+            self.axes.append({
+                "kernel": self.add_weight(shape=(channels, 2 * KEY_DEPTH + VALUE_DEPTH),
+                                          initializer="glorot_uniform"),
+                "qkv_bn": self._affine((2 * KEY_DEPTH + VALUE_DEPTH,)),
+                "query_rpe": self.add_weight(shape=(rows, key_depth), initializer="random_normal"),
+                "key_rpe": self.add_weight(shape=(rows, key_depth), initializer="random_normal"),
+                "value_rpe": self.add_weight(shape=(rows, value_depth),
+                                             initializer="random_normal"),
+                "similarity_bn": self._affine((3, 1, HEADS, 1, 1)),
+                "output_bn": self._affine((2, 1, HEADS, 1, value_depth)),
+            })
+            channels = VALUE_DEPTH
+
+    def copy_weights_from(self, layer):
+        """Takes the weights of a global `AxialAttention2D(KEY_DEPTH, VALUE_DEPTH, HEADS)`
+        (batch norms as their inference affine maps), so both compute the same function."""
+        for axis, attention in zip(self.axes, (layer.height_attention, layer.width_attention)):
+            axis["kernel"].assign(attention.qkv_kernel)
+            for weight, value in zip(axis["qkv_bn"],
+                                     attention._inference_affine(attention.qkv_batch_norm)):
+                weight.assign(value)
+            for name in ("query_rpe", "key_rpe", "value_rpe"):
+                axis[name].assign(getattr(attention, name))
+            for target, norms, shape in (
+                ("similarity_bn", attention.similarity_batch_norms, (1, HEADS, 1, 1)),
+                ("output_bn", attention.output_batch_norms, (1, HEADS, 1, VALUE_DEPTH // HEADS)),
+            ):
+                affines = [attention._inference_affine(norm) for norm in norms.values()]
+                for index, weight in enumerate(axis[target]):
+                    weight.assign(np.stack([np.reshape(a[index], shape) for a in affines]))
+
+    def _affine(self, shape):
+        return (self.add_weight(shape=shape, initializer="ones"),
+                self.add_weight(shape=shape, initializer="zeros"))
+
+    def _one_axis(self, sequences, weights):
+        batch, length = tf.shape(sequences)[0], tf.shape(sequences)[1]
+        scale, offset = weights["qkv_bn"]
+        qkv = tf.einsum("blc,cd->bld", sequences, weights["kernel"]) * scale + offset
+        query, key, value = tf.split(qkv, [KEY_DEPTH, KEY_DEPTH, VALUE_DEPTH], axis=-1)
+
+        def heads(x):  # [B', L, h * d] -> [B', h, L, d]
+            return tf.transpose(tf.reshape(x, (batch, length, HEADS, -1)), (0, 2, 1, 3))
+
+        query, key, value = heads(query), heads(key), heads(value)
+        positions = tf.range(length)
+        index = positions[None, :] - positions[:, None] + self.MAX_SPAN - 1  # [L, L]
+        query_rpe = tf.gather(weights["query_rpe"], index)  # [L, L, dk]
+        key_rpe = tf.gather(weights["key_rpe"], index)
+        value_rpe = tf.gather(weights["value_rpe"], index)  # [L, L, dv]
+        similarity = tf.stack([
+            tf.einsum("bhid,bhjd->bhij", query, key),
+            tf.einsum("bhid,ijd->bhij", query, query_rpe),
+            tf.einsum("bhjd,ijd->bhij", key, key_rpe),
+        ])  # [3, B', h, L, L]
+        scale, offset = weights["similarity_bn"]
+        logits = tf.reduce_sum(similarity * scale + offset, axis=0)
+        attention = tf.nn.softmax(logits, axis=-1)
+        retrieved = tf.stack([
+            tf.einsum("bhij,bhjd->bhid", attention, value),
+            tf.einsum("bhij,ijd->bhid", attention, value_rpe),
+        ])  # [2, B', h, L, dv]
+        scale, offset = weights["output_bn"]
+        output = tf.reduce_sum(retrieved * scale + offset, axis=0)
+        return tf.reshape(tf.transpose(output, (0, 2, 1, 3)), (batch, length, VALUE_DEPTH))
+
+    def call(self, x):
+        batch, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+        columns = tf.reshape(tf.transpose(x, (0, 2, 1, 3)), (batch * width, height, -1))
+        x = self._one_axis(columns, self.axes[0])
+        x = tf.transpose(tf.reshape(x, (batch, width, height, VALUE_DEPTH)), (0, 2, 1, 3))
+        rows = tf.reshape(x, (batch * height, width, VALUE_DEPTH))
+        return tf.reshape(self._one_axis(rows, self.axes[1]), (batch, height, width, VALUE_DEPTH))
 
 
 class PlainAttention2D(keras.layers.Layer):
@@ -141,9 +237,17 @@ def main(argv=None):
         axial.build(shape)
         plain = PlainAttention2D()
         plain_fits = BATCH * HEADS * (size * size) ** 2 * 4 <= PLAIN_LOGITS_LIMIT
+        deeplab2_style = Deeplab2StyleAxialAttention2D()
+        deeplab2_style.build(shape)
+        deeplab2_style.copy_weights_from(axial)
         for xla in modes:
-            report(f"axial 2D global {size}x{size}", xla,
-                   run_case(axial, shape, axial.compute_madds(shape), xla, args.repeats))
+            ours = run_case(axial, shape, axial.compute_madds(shape), xla, args.repeats)
+            report(f"axial 2D global {size}x{size}", xla, ours)
+            baseline = run_case(deeplab2_style, shape, axial.compute_madds(shape), xla,
+                                args.repeats)
+            baseline["speedup_of_ours"] = round(baseline["ms"] / ours["ms"], 2)
+            report(f"deeplab2-style axial {size}x{size} (x{baseline['speedup_of_ours']})", xla,
+                   baseline)
             if plain_fits:
                 report(f"plain 2D attention {size}x{size}", xla,
                        run_case(plain, shape, PlainAttention2D.madds(size), xla, args.repeats))

@@ -14,7 +14,7 @@ at the writer's default level) to a temporary folder, and times:
 
 Usage (from the repository root):
 
-    python benchmarks/pq_eval.py --num_images 500 [--json]
+    python benchmarks/pq_eval.py --num_images 500 [--json PATH]
 """
 
 import argparse
@@ -139,7 +139,7 @@ def main(argv=None):
     parser.add_argument("--num_workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
     parser.add_argument("--skip_panopticapi", action="store_true")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--json", metavar="PATH", help="also write the results to PATH as JSON")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--pred_compress_level", type=int, default=DEFAULT_COMPRESS_LEVEL,
@@ -240,14 +240,12 @@ def main(argv=None):
                 "cpu_ms_per_image": 1000 * cpu / args.num_images,
                 # What the CPU time allows on `processes` idle cores: the figure to compare
                 # when other work shares the machine.
-                "images_per_second_on_idle_cores": workers * args.num_images / cpu,
+                "images_per_second_on_idle_cores": (
+                    workers * args.num_images / cpu if cpu > 0 else None),
             }
             for method, workers, seconds, cpu in rows
         ],
     }
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
     print(
         f"{args.num_images} pairs of {args.height}x{args.width}, "
         f"{mean_segments:.1f} ground-truth ids per image (void included), "
@@ -261,10 +259,16 @@ def main(argv=None):
         print(
             f"{row['method']:42s} {row['processes']:5d} {row['seconds']:8.2f} "
             f"{row['images_per_second']:9.1f} {row['cpu_ms_per_image']:10.2f} "
-            f"{row['images_per_second_on_idle_cores']:10.1f}"
+            f"{row['images_per_second_on_idle_cores'] or float('nan'):10.1f}"
         )
     print("img/s idle = processes * images / CPU seconds: the rate on otherwise idle cores.")
     print(f"PQ {report['pq']:.6f}; |ours - panopticapi| max {max_difference}")
+    if args.json:
+        # Imported only now: it loads TensorFlow, which must not be in the timed process.
+        from keras_axial.utils import atomic_write
+
+        with atomic_write(args.json, "w") as handle:
+            json.dump(report, handle, indent=2)
     return 0
 
 

@@ -460,7 +460,7 @@ _MAPILLARY_VISTAS_CATEGORIES = (
 _SYNTHETIC_CATEGORIES = (
     (1, "stripes", 0, (230, 160, 50)), (2, "checkerboard", 0, (70, 130, 180)),
     (3, "speckle", 0, (107, 142, 35)), (4, "disk", 1, (220, 20, 60)),
-    (5, "rectangle", 1, (0, 0, 142)), (6, "triangle", 1, (250, 170, 30)),
+    (5, "rectangle", 1, (0, 0, 142)), (6, "triangle", 1, (160, 80, 200)),
 )
 
 

@@ -1,5 +1,6 @@
 import json
 import os
+import platform
 import types
 
 import numpy as np
@@ -29,16 +30,28 @@ def test_rgb_id_round_trip():
         id_to_rgb(np.array([2**24]))
 
 
-def test_read_panoptic_png_paths_agree(tmp_path, monkeypatch):
-    ids = np.random.default_rng(0).integers(0, 2**24, size=(7, 5))
+def save_rgb_rgba_and_palette_pngs(folder, ids):
+    """`rgb.png`, `rgba.png` (alpha 17) and `palette.png` (adaptive palette) of `ids`."""
     rgb = id_to_rgb(ids)
-    Image.fromarray(rgb).save(tmp_path / "rgb.png")
-    Image.fromarray(np.dstack([rgb, np.full((7, 5), 17, np.uint8)])).save(tmp_path / "rgba.png")
+    Image.fromarray(rgb).save(folder / "rgb.png")
+    Image.fromarray(np.dstack([rgb, np.full(ids.shape, 17, np.uint8)])).save(folder / "rgba.png")
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).save(folder / "palette.png")
+    return rgb
+
+
+@pytest.mark.parametrize("decoder", ["libspng", "pillow"])
+def test_read_panoptic_png_paths_agree(tmp_path, monkeypatch, decoder):
+    if decoder == "pillow":
+        monkeypatch.setattr(panoptic_format, "pyspng", None)
+    elif platform.system() == "Linux" and platform.machine() == "x86_64":
+        assert panoptic_format.pyspng is not None, "setup.py installs pyspng on this platform"
+    elif panoptic_format.pyspng is None:
+        pytest.skip("no pyspng wheel for this platform: Pillow decodes (the 'pillow' case)")
+    ids = np.random.default_rng(0).integers(0, 2**24, size=(7, 5))
+    rgb = save_rgb_rgba_and_palette_pngs(tmp_path, ids)
     Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE).convert("RGB").save(
         tmp_path / "reference.png"
     )
-    palette = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE)
-    palette.save(tmp_path / "palette.png")
     assert (read_panoptic_png(tmp_path / "rgb.png") == ids).all()
     assert (read_panoptic_png(tmp_path / "rgba.png") == ids).all()
     buffer = np.zeros(35, np.uint32)
@@ -55,6 +68,10 @@ def test_read_panoptic_png_paths_agree(tmp_path, monkeypatch):
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(PanopticFormatError, match="broken.png"):
         read_panoptic_png(tmp_path / "broken.png")
+    # A valid header with a cut-off image stream: Pillow names the file.
+    (tmp_path / "truncated.png").write_bytes((tmp_path / "rgb.png").read_bytes()[:60])
+    with pytest.raises(PanopticFormatError, match="truncated.png"):
+        read_panoptic_png(tmp_path / "truncated.png")
     with pytest.raises(FileNotFoundError, match="missing.png"):
         read_panoptic_png(tmp_path / "missing.png")
 
@@ -166,3 +183,16 @@ def test_writer_is_atomic_and_validates(tmp_path):
         CocoPanopticWriter(tmp_path / "a.json", tmp_path / "a", TOY_DATASET, category_ids=[1] * 7)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         CocoPanopticWriter(tmp_path / "no" / "a.json", tmp_path / "a", TOY_DATASET)
+
+
+def test_libspng_decodes_rgb_and_rgba_and_leaves_the_rest_to_pillow(tmp_path):
+    if panoptic_format.pyspng is None:
+        pytest.skip("no pyspng wheel for this platform: Pillow decodes everything")
+    ids = np.random.default_rng(1).integers(0, 2**24, size=(9, 11))
+    save_rgb_rgba_and_palette_pngs(tmp_path, ids)
+    for name in ("rgb.png", "rgba.png"):
+        decoded = panoptic_format._ids_with_libspng((tmp_path / name).read_bytes())
+        assert decoded.dtype == np.uint32 and (decoded == ids).all(), name
+    assert panoptic_format._ids_with_libspng((tmp_path / "palette.png").read_bytes()) is None
+    assert panoptic_format._ids_with_libspng(b"not a png") is None
+    assert panoptic_format._ids_with_libspng((tmp_path / "rgb.png").read_bytes()[:60]) is None
