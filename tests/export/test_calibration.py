@@ -35,16 +35,54 @@ class _Toy(tf.Module):
         return {"labels": tf.argmax(logits, axis=-1, output_type=tf.int32), "best": best}
 
 
-def test_int8_calibration_with_while_loops(tmp_path):
+def _toy_float_model(tmp_path):
     module = _Toy()
     tf.saved_model.save(module, str(tmp_path / "toy"),
                         signatures={"serving_default": module.serve.get_concrete_function()})
     converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "toy"))
-    float_model = converter.convert()
-    assert "WHILE" in tflite_ops.list_operators(float_model)
+    return converter.convert()
+
+
+def _toy_samples(sizes=(16, 16, 16)):
     rng = np.random.default_rng(1)
-    samples = [("serving_default", rng.uniform(0, 255, (1, 16, 16, 3)).astype(np.float32))
-               for _ in range(3)]
+    return [("serving_default", rng.uniform(0, 255, (1, size, size, 3)).astype(np.float32))
+            for size in sizes]
+
+
+def test_recorded_ranges_are_the_min_and_max_of_each_network_tensor(tmp_path):
+    """The min / max probes give what reading every tensor after each run gives."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import OpResolverType
+
+    float_model = _toy_float_model(tmp_path)
+    samples = _toy_samples(sizes=(16, 23))  # two sizes: ranges merge across runs
+    ranges = calibration.record_ranges(float_model, samples, "toy_network")
+    model = schema.ModelT.InitFromPackedBuf(float_model, 0)
+    names = {key: model.subgraphs[key[0]].tensors[key[1]].name.decode() for key in ranges}
+    assert ranges and all(name.startswith("toy_network") for name in names.values())
+    interpreter = Interpreter(
+        model_content=float_model, experimental_preserve_all_tensors=True,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    expected = {}
+    for signature, images in samples:
+        interpreter.get_signature_runner(signature)(images=images)
+        for subgraph_index, tensor_index in ranges:
+            value = interpreter.get_tensor(tensor_index, subgraph_index)
+            low, high = expected.get((subgraph_index, tensor_index), (np.inf, -np.inf))
+            expected[subgraph_index, tensor_index] = (min(low, value.min()),
+                                                      max(high, value.max()))
+    assert ranges.keys() == expected.keys()
+    for key, (low, high) in ranges.items():
+        np.testing.assert_allclose((low, high), expected[key], rtol=1e-6, err_msg=names[key])
+    # The float model given in is not changed.
+    assert calibration.record_ranges(float_model, samples, "toy_network") == ranges
+
+
+def test_int8_calibration_with_while_loops(tmp_path):
+    float_model = _toy_float_model(tmp_path)
+    assert "WHILE" in tflite_ops.list_operators(float_model)
+    samples = _toy_samples()
     ranges = calibration.record_ranges(float_model, samples, "toy_network")
     assert ranges and all(low <= high for low, high in ranges.values())
     quantized = calibration.quantize_int8(float_model, samples, "toy_network")
