@@ -12,9 +12,9 @@ added after each of the network's float tensors (the whole `network` signature; 
 `serving_default`, the tensors under the model's name scope), their value ranges over the
 representative images are written into the tensors' quantization parameters (min / max, what
 the converter's calibrator writes), and the TensorFlow MLIR quantizer turns the calibrated
-model into int8 where kernels exist. Only feature maps (rank >= 3) are
-calibrated; tensors without a range (post-processing, WHILE bodies, scalars and vectors of
-shape arithmetic) stay float32.
+model into int8 where kernels exist. Only feature maps (rank >= 3) are calibrated; tensors
+without a range (post-processing, WHILE bodies, scalars and vectors of shape arithmetic) stay
+float32.
 """
 
 import numpy as np
@@ -39,11 +39,9 @@ def _candidate_tensors(model, subgraph, schema, network_scope, whole_subgraph):
         operator.inputs[1] for operator in subgraph.operators
         if _builtin(model, operator) == schema.BuiltinOperator.DIV
     }
-    computed = {index for operator in subgraph.operators for index in operator.outputs}
-    computed.update(subgraph.inputs)
     candidates = []
     for tensor_index, tensor in enumerate(subgraph.tensors):
-        if tensor.type != schema.TensorType.FLOAT32 or tensor_index not in computed:
+        if tensor.type != schema.TensorType.FLOAT32:
             continue
         if model.buffers[tensor.buffer].data is not None or tensor_index in divisors:
             # Constants (weights are quantized from their values) and divisors.
@@ -56,6 +54,15 @@ def _candidate_tensors(model, subgraph, schema, network_scope, whole_subgraph):
             continue
         candidates.append(tensor_index)
     return candidates
+
+
+def _pack(model, size_hint):
+    """The bytes of a TFLite `ModelT`."""
+    import flatbuffers
+
+    builder = flatbuffers.Builder(size_hint + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def _opcode_index(model, schema, builtin):
@@ -161,7 +168,6 @@ def record_ranges(float_model, samples, network_scope):
     Returns:
         `{(subgraph_index, tensor_index): (min, max)}`.
     """
-    import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_litert.interpreter import OpResolverType
@@ -175,10 +181,8 @@ def record_ranges(float_model, samples, network_scope):
         candidates = _candidate_tensors(model, subgraph, schema, network_scope,
                                         whole_subgraph=signature == "network")
         probes[index] = _add_range_probes(model, schema, subgraph, candidates)
-    builder = flatbuffers.Builder(len(float_model) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     interpreter = Interpreter(
-        model_content=bytes(builder.Output()),
+        model_content=_pack(model, len(float_model)),
         # No delegate: the builtin kernels compute each recorded tensor as the graph defines
         # it (a delegate may fuse operators across the recorded tensors).
         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
@@ -201,7 +205,6 @@ def record_ranges(float_model, samples, network_scope):
 
 def calibrated_model(float_model, ranges):
     """`float_model` with `ranges` written as the tensors' quantization min / max."""
-    import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(float_model, 0)
@@ -210,9 +213,7 @@ def calibrated_model(float_model, ranges):
         parameters.min = [low]
         parameters.max = [high]
         model.subgraphs[subgraph_index].tensors[tensor_index].quantization = parameters
-    builder = flatbuffers.Builder(len(float_model) + 1024)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return _pack(model, len(float_model))
 
 
 def quantize_int8(float_model, samples, network_scope):
