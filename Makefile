@@ -14,7 +14,7 @@ venv: $(STAMP)
 
 # COCO's panopticapi (panopticapi-lite) is only the reference our PQ evaluator is tested against.
 # Its package pins numpy<2, which pq_compute does not need, so it is installed without dependencies.
-$(STAMP): setup.py
+$(STAMP): setup.py keras_axial/evaluation/_pair_counts.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -e '.[dev,litert]'

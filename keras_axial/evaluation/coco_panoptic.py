@@ -19,6 +19,7 @@ skips or miscounts them).
 """
 
 import argparse
+import ctypes
 import json
 import multiprocessing
 import os
@@ -30,10 +31,18 @@ from keras_axial.evaluation.panoptic_format import MAX_SEGMENT_ID
 from keras_axial.evaluation.panoptic_format import PanopticFormatError
 from keras_axial.evaluation.panoptic_format import _atomic_write
 from keras_axial.evaluation.panoptic_format import load_panoptic_json
+from keras_axial.evaluation.panoptic_format import _read_file
+from keras_axial.evaluation.panoptic_format import png_scanlines
+from keras_axial.evaluation.panoptic_format import read_panoptic_pixels
 from keras_axial.evaluation.panoptic_format import read_panoptic_png
 from keras_axial.evaluation.panoptic_quality import PanopticStatistics
 from keras_axial.evaluation.panoptic_quality import image_statistics
 from keras_axial.evaluation.panoptic_quality import intersection_matrix
+
+try:  # The C pair counter (setup.py builds it where a compiler exists); numpy otherwise.
+    from keras_axial.evaluation import _pair_counts
+except ImportError:
+    _pair_counts = None
 
 # Dense segment index per 24-bit segment id: one table per process, filled for the segments of the
 # image at hand and cleared after, so mapping a PNG to indices is a single gather. Index 0 is kept
@@ -149,6 +158,57 @@ def _gather_listed(segment_ids_map, listed_ids, multiplier, out):
         lookup[0] = 0
 
 
+def _counted_pairs(gt_png, pred_png, gt_ids, pred_ids):
+    """The intersection matrix (row / column 0: unlisted ids, 1: void) by the C counter, with
+    the two image shapes (a zero matrix when they differ).
+
+    8-bit RGB(A) PNGs, the usual kind, are counted from their inflated data (the counter undoes
+    the PNG filters row by row); other files from their decoded pixels.
+    """
+    intersections = np.zeros((gt_ids.size + 2, pred_ids.size + 2), np.int64)
+    scanlines = [png_scanlines(_read_file(png)) for png in (gt_png, pred_png)]
+    if scanlines[0] is not None and scanlines[1] is not None:
+        (gt_lines, gt_height, gt_width, gt_channels), (pred_lines, *pred_shape, pred_channels) = (
+            scanlines
+        )
+        shapes = (gt_height, gt_width), tuple(pred_shape)
+        if shapes[0] == shapes[1]:
+            try:
+                _pair_counts.count_scanline_pairs(
+                    gt_lines, gt_channels, pred_lines, pred_channels, gt_width, gt_height,
+                    gt_ids, pred_ids, intersections,
+                )
+            except ValueError as error:  # an unknown filter type in one of the files
+                png = gt_png if str(error).startswith("gt_") else pred_png
+                raise PanopticFormatError(f"{png!r} could not be decoded: {error}") from None
+        return intersections, shapes
+    gt_pixels, pred_pixels = read_panoptic_pixels(gt_png), read_panoptic_pixels(pred_png)
+    shapes = gt_pixels.shape[:2], pred_pixels.shape[:2]
+    if shapes[0] == shapes[1]:
+        _pair_counts.count_pairs(
+            gt_pixels, gt_pixels.shape[2], pred_pixels, pred_pixels.shape[2], gt_ids, pred_ids,
+            intersections,
+        )
+    return intersections, shapes
+
+
+def _gathered_pairs(gt_png, pred_png, gt_ids, pred_ids):
+    """The intersection matrix by numpy gathers and np.bincount, with the two image shapes."""
+    gt_map = _read_ids("gt_ids", gt_png)
+    pred_map = _read_ids("pred_ids", pred_png)
+    # One more index on each side than segments + void: 0 collects unlisted ids.
+    num_gt, num_pred = gt_ids.size + 2, pred_ids.size + 2
+    shapes = gt_map.shape, pred_map.shape
+    if shapes[0] != shapes[1]:
+        return np.zeros((num_gt, num_pred), np.int64), shapes
+    gt_part = _gather_listed(gt_map, gt_ids, num_pred, _buffer("gt", gt_map.size))
+    pred_part = _gather_listed(pred_map, pred_ids, 1, _buffer("pred", pred_map.size))
+    intersections = intersection_matrix(
+        gt_part, pred_part, num_gt, num_pred, out=_buffer("pairs", gt_map.size)
+    )
+    return intersections, shapes
+
+
 def _pair_statistics(gt_annotation, pred_annotation, context, num_classes):
     image_id = gt_annotation["image_id"]
     gt_png = os.path.join(context.gt_folder, gt_annotation["file_name"])
@@ -159,27 +219,20 @@ def _pair_statistics(gt_annotation, pred_annotation, context, num_classes):
     pred_ids, pred_classes, _, _ = _parse_segments(
         pred_annotation, context.pred_json, context, is_ground_truth=False
     )
-    gt_map = _read_ids("gt_ids", gt_png)
-    pred_map = _read_ids("pred_ids", pred_png)
-    if gt_map.shape != pred_map.shape:
+    count = _counted_pairs if _pair_counts is not None else _gathered_pairs
+    intersections, shapes = count(gt_png, pred_png, gt_ids, pred_ids)
+    if shapes[0] != shapes[1]:
         raise PanopticFormatError(
-            f"Image {image_id!r}: prediction {pred_png!r} is {pred_map.shape[1]}x"
-            f"{pred_map.shape[0]} (WxH) but ground truth {gt_png!r} is {gt_map.shape[1]}x"
-            f"{gt_map.shape[0]}."
+            f"Image {image_id!r}: prediction {pred_png!r} is {shapes[1][1]}x{shapes[1][0]} "
+            f"(WxH) but ground truth {gt_png!r} is {shapes[0][1]}x{shapes[0][0]}."
         )
-    # One more index on each side than segments + void: 0 collects unlisted ids.
-    num_gt, num_pred = gt_ids.size + 2, pred_ids.size + 2
-    gt_part = _gather_listed(gt_map, gt_ids, num_pred, _buffer("gt", gt_map.size))
-    pred_part = _gather_listed(pred_map, pred_ids, 1, _buffer("pred", pred_map.size))
-    intersections = intersection_matrix(
-        gt_part, pred_part, num_gt, num_pred, out=_buffer("pairs", gt_map.size)
-    )
-    for unlisted_pixels, part, ids_map, png, json_path in (
-        (intersections[0].sum(), gt_part, gt_map, gt_png, context.gt_json),
-        (intersections[:, 0].sum(), pred_part, pred_map, pred_png, context.pred_json),
+    for unlisted_pixels, listed, png, json_path in (
+        (intersections[0].sum(), gt_ids, gt_png, context.gt_json),
+        (intersections[:, 0].sum(), pred_ids, pred_png, context.pred_json),
     ):
-        if unlisted_pixels:
-            unlisted = np.unique(ids_map.reshape(-1)[part == 0])
+        if unlisted_pixels:  # read again to name the ids (an error is worth the time)
+            present = np.unique(read_panoptic_png(png))
+            unlisted = present[(present != 0) & ~np.isin(present, listed)]
             raise PanopticFormatError(
                 f"{png!r} contains segment ids {unlisted[:10].tolist()} that {json_path!r} "
                 f"does not list for image {image_id!r} (0, void, is the only id that needs no "
@@ -254,6 +307,27 @@ def _categories(gt_content, gt_json):
     if len(set(ids)) != len(ids):
         raise PanopticFormatError(f"{gt_json!r}: category ids repeat: {ids}")
     return ids, [category["isthing"] == 1 for category in categories]
+
+
+def _keep_freed_memory():
+    """Pool worker initializer: glibc keeps freed megabyte blocks for reuse.
+
+    Each image's inflated data is a fresh ~1 MB bytes object; glibc serves blocks of that size
+    with mmap and unmaps them when freed, so every image pays for page faults and zeroing
+    again (as much time as inflating it). Raising the mmap and trim thresholds (to 32 MiB and
+    128 MiB) makes it reuse the heap instead. A worker process is ours to tune; the calling
+    process is left alone.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's maximum
+    mallopt(m_trim_threshold, 128 << 20)
 
 
 def _start_method():
@@ -334,7 +408,7 @@ def evaluate_coco_panoptic(
             _buffers.clear()
     else:
         pool_context = multiprocessing.get_context(_start_method())
-        with pool_context.Pool(num_workers) as pool:
+        with pool_context.Pool(num_workers, initializer=_keep_freed_memory) as pool:
             for chunk_result in pool.imap(_chunk_statistics_star, chunks):
                 statistics += chunk_result
     return statistics.summarize(category_ids, is_thing)

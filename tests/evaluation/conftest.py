@@ -1,6 +1,7 @@
 """Fixtures of the evaluation tests."""
 
 import pytest
+from panoptic_test_data import built_pair_counter
 from panoptic_test_data import random_dataset
 from panoptic_test_data import write_coco_folders
 
@@ -12,3 +13,16 @@ def coco_folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("coco_panoptic")
     paths = write_coco_folders(str(root), pairs)
     return paths, pairs
+
+
+@pytest.fixture(params=["c", "numpy"])
+def counter(request, monkeypatch):
+    """Runs a test with the C pair counter and with the numpy gathers of the COCO evaluator
+    (in this process: workers started by forkserver import the module afresh)."""
+    from keras_axial.evaluation import coco_panoptic
+
+    if request.param == "c":
+        built_pair_counter()
+    else:
+        monkeypatch.setattr(coco_panoptic, "_pair_counts", None)
+    return request.param

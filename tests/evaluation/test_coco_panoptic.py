@@ -128,7 +128,7 @@ def _duplicate_segment_id(paths):
         _size_mismatch, _listed_but_absent, _missing_png, _duplicate_segment_id,
     ],
 )
-def test_malformed_input_is_a_clear_error(folders, break_input, capsys):
+def test_malformed_input_is_a_clear_error(folders, break_input, capsys, counter):
     expected_fragments = break_input(folders)
     assert main(cli_arguments(folders) + ["--num_workers", "1"]) == 1
     message = capsys.readouterr().err

@@ -36,7 +36,7 @@ def assert_same_results(ours, reference, category_keys=None):
             )
 
 
-def test_folder_evaluator_and_streaming_metric_equal_panopticapi(coco_folders):
+def test_folder_evaluator_and_streaming_metric_equal_panopticapi(coco_folders, counter):
     paths, pairs = coco_folders
     with open(paths["gt_json"]) as handle:
         gt = json.load(handle)
