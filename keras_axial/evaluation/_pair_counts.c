@@ -10,6 +10,13 @@
  *   count_scanline_pairs(gt_scanlines, gt_channels, pred_scanlines, pred_channels, width,
  *                        height, gt_ids, pred_ids, out)
  *
+ *   count_value_pairs(gt_map, pred_map) -> (gt_values, pred_values, counts, minimum)
+ *
+ * count_value_pairs is the streaming PanopticQuality's: two int32 or int64 label maps of the
+ * same size in, the distinct (gt value, pred value) pairs out with their pixel counts (three
+ * bytes objects of int64, in order of first appearance) and the smallest value of either map
+ * (the caller rejects negative values).
+ *
  * count_scanline_pairs reads the inflated image data of two 8-bit, non-interlaced RGB / RGBA
  * PNGs (each row: a filter type byte, then the filtered row) and undoes the PNG filters row by
  * row while counting, so that no decoded image is ever stored; the caller inflates the data
@@ -346,6 +353,155 @@ static PyObject *count_scanline_pairs(PyObject *self, PyObject *args) {
     return end_call(&call, Py_None);
 }
 
+/* Distinct (gt, pred) value pairs with their counts: open addressing over a power-of-two
+ * table that doubles at half load; pairs keep their order of first appearance. */
+typedef struct {
+    int64_t *gt, *pred, *counts; /* pairs in order of appearance */
+    Py_ssize_t size, capacity;   /* pairs, table slots (the pair arrays hold capacity / 2) */
+    Py_ssize_t *slots;           /* pair index + 1 per slot, 0 = empty */
+} PairTable;
+
+static inline Py_ssize_t pair_hash(int64_t gt, int64_t pred, Py_ssize_t mask) {
+    uint64_t h = (uint64_t)gt * 0x9E3779B97F4A7C15ull ^ ((uint64_t)pred + 0x632BE59BD9B4E019ull);
+    h ^= h >> 29;
+    h *= 0xBF58476D1CE4E5B9ull;
+    return (Py_ssize_t)((h ^ (h >> 32)) & (uint64_t)mask);
+}
+
+static int pair_table_resize(PairTable *t, Py_ssize_t capacity) {
+    Py_ssize_t *slots = calloc(capacity, sizeof(Py_ssize_t));
+    int64_t *gt = realloc(t->gt, capacity / 2 * sizeof(int64_t));
+    if (gt) t->gt = gt;
+    int64_t *pred = realloc(t->pred, capacity / 2 * sizeof(int64_t));
+    if (pred) t->pred = pred;
+    int64_t *counts = realloc(t->counts, capacity / 2 * sizeof(int64_t));
+    if (counts) t->counts = counts;
+    if (!slots || !gt || !pred || !counts) {
+        free(slots);
+        return -1;
+    }
+    for (Py_ssize_t k = 0; k < t->size; ++k) {
+        Py_ssize_t slot = pair_hash(t->gt[k], t->pred[k], capacity - 1);
+        while (slots[slot]) slot = (slot + 1) & (capacity - 1);
+        slots[slot] = k + 1;
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->capacity = capacity;
+    return 0;
+}
+
+static int pair_table_add(PairTable *t, int64_t gt, int64_t pred, int64_t count) {
+    Py_ssize_t mask = t->capacity - 1, slot = pair_hash(gt, pred, mask);
+    for (;; slot = (slot + 1) & mask) {
+        Py_ssize_t k = t->slots[slot] - 1;
+        if (k < 0) break;
+        if (t->gt[k] == gt && t->pred[k] == pred) {
+            t->counts[k] += count;
+            return 0;
+        }
+    }
+    if (2 * (t->size + 1) > t->capacity) {
+        if (pair_table_resize(t, 2 * t->capacity) != 0) return -1;
+        return pair_table_add(t, gt, pred, count);
+    }
+    t->gt[t->size] = gt;
+    t->pred[t->size] = pred;
+    t->counts[t->size] = count;
+    t->slots[slot] = ++t->size;
+    return 0;
+}
+
+/* Runs of equal (gt, pred) pairs are counted in registers and added to the table once. */
+#define VALUE_PAIR_LOOP(GT_TYPE, PRED_TYPE)                                                  \
+    do {                                                                                     \
+        const GT_TYPE *g = (const GT_TYPE *)views[0].buf;                                   \
+        const PRED_TYPE *p = (const PRED_TYPE *)views[1].buf;                               \
+        int64_t run_gt = g[0], run_pred = p[0], run = 0;                                     \
+        for (Py_ssize_t i = 0; i < num_pixels && !failed; ++i) {                             \
+            int64_t a = g[i], b = p[i];                                                      \
+            if (a != run_gt || b != run_pred) {                                              \
+                failed = pair_table_add(&table, run_gt, run_pred, run) != 0;                 \
+                minimum = run_gt < minimum ? run_gt : minimum;                               \
+                minimum = run_pred < minimum ? run_pred : minimum;                           \
+                run_gt = a;                                                                  \
+                run_pred = b;                                                                \
+                run = 0;                                                                     \
+            }                                                                                \
+            ++run;                                                                           \
+        }                                                                                    \
+        if (!failed) failed = pair_table_add(&table, run_gt, run_pred, run) != 0;            \
+        minimum = run_gt < minimum ? run_gt : minimum;                                       \
+        minimum = run_pred < minimum ? run_pred : minimum;                                   \
+    } while (0)
+
+/* Element size (4 or 8) of a buffer of int32 / int64 values, or 0 for anything else. */
+static int integer_size(const Py_buffer *view) {
+    const char *format = view->format ? view->format : "B";
+    if (*format == '<' || *format == '=' || *format == '@') ++format;
+    if (format[1] != '\0') return 0;
+    if ((*format == 'i' || *format == 'l' || *format == 'q') && view->itemsize == 4) return 4;
+    if ((*format == 'i' || *format == 'l' || *format == 'q') && view->itemsize == 8) return 8;
+    return 0;
+}
+
+static PyObject *count_value_pairs(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *objects[2];
+    if (!PyArg_ParseTuple(args, "OO", &objects[0], &objects[1])) return NULL;
+    Py_buffer views[2];
+    int acquired = 0;
+    PyObject *result = NULL;
+    PairTable table = {NULL, NULL, NULL, 0, 0, NULL};
+    for (; acquired < 2; ++acquired) {
+        if (PyObject_GetBuffer(objects[acquired], &views[acquired],
+                               PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) != 0) {
+            goto done;
+        }
+    }
+    int sizes[2] = {integer_size(&views[0]), integer_size(&views[1])};
+    if (!sizes[0] || !sizes[1]) {
+        PyErr_SetString(PyExc_TypeError, "Label maps must be C-contiguous int32 or int64 arrays.");
+        goto done;
+    }
+    Py_ssize_t num_pixels = views[0].len / sizes[0];
+    if (views[1].len / sizes[1] != num_pixels) {
+        PyErr_Format(PyExc_ValueError, "The label maps hold %zd and %zd values.", num_pixels,
+                     views[1].len / sizes[1]);
+        goto done;
+    }
+    if (pair_table_resize(&table, 256) != 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t minimum = INT64_MAX;
+    int failed = 0;
+    if (num_pixels > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        if (sizes[0] == 4 && sizes[1] == 4) VALUE_PAIR_LOOP(int32_t, int32_t);
+        else if (sizes[0] == 4) VALUE_PAIR_LOOP(int32_t, int64_t);
+        else if (sizes[1] == 4) VALUE_PAIR_LOOP(int64_t, int32_t);
+        else VALUE_PAIR_LOOP(int64_t, int64_t);
+        Py_END_ALLOW_THREADS
+    }
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t bytes = table.size * (Py_ssize_t)sizeof(int64_t);
+    result = Py_BuildValue("(y#y#y#L)", (const char *)table.gt, bytes, (const char *)table.pred,
+                           bytes, (const char *)table.counts, bytes,
+                           (long long)(num_pixels ? minimum : 0));
+
+done:
+    free(table.gt);
+    free(table.pred);
+    free(table.counts);
+    free(table.slots);
+    for (int k = 0; k < acquired; ++k) PyBuffer_Release(&views[k]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"count_pairs", count_pairs, METH_VARARGS,
      "count_pairs(gt_pixels, gt_channels, pred_pixels, pred_channels, gt_ids, pred_ids, out)\n"
@@ -354,6 +510,9 @@ static PyMethodDef methods[] = {
      "count_scanline_pairs(gt_scanlines, gt_channels, pred_scanlines, pred_channels, width,\n"
      "                     height, gt_ids, pred_ids, out)\n"
      "count_pairs on the inflated, still filtered data of two 8-bit RGB / RGBA PNGs."},
+    {"count_value_pairs", count_value_pairs, METH_VARARGS,
+     "count_value_pairs(gt_map, pred_map) -> (gt_values, pred_values, counts, minimum)\n"
+     "Distinct (gt, pred) value pairs of two int32 / int64 label maps, with pixel counts."},
     {NULL, NULL, 0, NULL},
 };
 

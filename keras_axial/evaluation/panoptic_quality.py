@@ -4,13 +4,19 @@ One implementation of the per-image statistics serves both the streaming metric 
 (`PanopticQuality`) and the folder evaluator on COCO panoptic files
 (`keras_axial.evaluation.coco_panoptic`): each turns an image into two maps of dense segment
 indices (index 0 = void) plus a class per segment, and `image_statistics` does the rest from the
-segment-pair intersection matrix (one `np.bincount` over the pixels, no Python loop over pixels or
-segment pairs).
+segment-pair intersection matrix, no Python loop over pixels or segment pairs. The matrix comes
+from one pass of the optional C counter (`_pair_counts.c`, built by `pip install` where a C
+compiler exists) or, without it, from numpy gathers and one `np.bincount` over the pixels.
 
 Reference: Kirillov et al., "Panoptic Segmentation", CVPR 2019; COCO panopticapi `pq_compute`.
 """
 
 import numpy as np
+
+try:  # The C pair counter (setup.py builds it where a compiler exists); numpy otherwise.
+    from keras_axial.evaluation import _pair_counts
+except ImportError:
+    _pair_counts = None
 
 # Label maps whose largest value is below this are relabelled with a bincount and a lookup table
 # (O(pixels + max value)); larger values fall back to np.unique and searchsorted (sorts).
@@ -346,9 +352,8 @@ class PanopticQuality:
         self.num_images = 0
         self._buffers = {}
 
-    def _segments(self, label_map, name, is_ground_truth):
-        """Present values, dense index per value (0 = void), class and crowd flag per index."""
-        values = present_values(label_map, name)
+    def _segments(self, values, name, is_ground_truth):
+        """Dense index per present value (0 = void), class and crowd flag per index."""
         semantic, instance, void = split_panoptic_ids(
             values, self.num_classes, self.label_divisor, self.ignore_label, name
         )
@@ -358,7 +363,7 @@ class PanopticQuality:
         crowd = np.zeros(segment_class.size, bool)
         if is_ground_truth:
             crowd[1:] = self._is_thing[semantic[~void]] & (instance[~void] == 0)
-        return values, index, segment_class, crowd
+        return index, segment_class, crowd
 
     def update_state(self, y_true, y_pred):
         """Adds a batch of images.
@@ -369,27 +374,63 @@ class PanopticQuality:
             y_pred: int predicted panoptic maps, same shape.
         """
         for gt_map, pred_map in zip(*panoptic_batch(y_true, y_pred)):
-            # Images go through reused int64 buffers: fresh multi-megabyte arrays per image cost
-            # page faults comparable to the work, and int64 spares bincount a conversion.
-            gt_map = self._copy_to_buffer("gt", gt_map)
-            pred_map = self._copy_to_buffer("pred", pred_map)
-            gt_values, gt_index, gt_class, gt_crowd = self._segments(
-                gt_map, "ground-truth map", True
-            )
-            pred_values, pred_index, pred_class, _ = self._segments(
-                pred_map, "predicted map", False
-            )
-            intersections = intersection_matrix(
-                gather(gt_map, gt_values, gt_index * pred_class.size, self._buffer("gt_part")),
-                gather(pred_map, pred_values, pred_index, self._buffer("pred_part")),
-                gt_class.size,
-                pred_class.size,
-                out=self._buffer("pairs"),
-            )
+            for label_map in (gt_map, pred_map):
+                if not np.issubdtype(label_map.dtype, np.integer):
+                    raise TypeError(
+                        f"Label maps must hold integers. Received dtype {label_map.dtype}."
+                    )
+            if _pair_counts is not None:
+                intersections, gt_class, gt_crowd, pred_class = self._counted(gt_map, pred_map)
+            else:
+                intersections, gt_class, gt_crowd, pred_class = self._gathered(gt_map, pred_map)
             self.statistics += image_statistics(
                 intersections, gt_class, gt_crowd, pred_class, self.num_classes
             )
             self.num_images += 1
+
+    def _counted(self, gt_map, pred_map):
+        """Intersection matrix and segment tables from the distinct (gt, pred) value pairs that
+        the C counter finds in one pass."""
+        maps = []
+        for label_map in (gt_map, pred_map):
+            if label_map.dtype not in (np.int32, np.int64):
+                label_map = label_map.astype(np.int64)  # (unsigned and narrow ints)
+            maps.append(np.ascontiguousarray(label_map))
+        *pairs, minimum = _pair_counts.count_value_pairs(*maps)
+        gt_pairs, pred_pairs, counts = (np.frombuffer(b, np.int64) for b in pairs)
+        if minimum < 0:
+            name = "ground-truth map" if gt_map.min() < 0 else "predicted map"
+            raise ValueError(f"The {name} has negative value {minimum}; expected values >= 0.")
+        sides = []
+        for pair_values, name, is_ground_truth in (
+            (gt_pairs, "ground-truth map", True), (pred_pairs, "predicted map", False)
+        ):
+            values, inverse = np.unique(pair_values, return_inverse=True)
+            index, segment_class, crowd = self._segments(values, name, is_ground_truth)
+            sides.append((index[inverse], segment_class, crowd))
+        (gt_rows, gt_class, gt_crowd), (pred_columns, pred_class, _) = sides
+        intersections = np.zeros((gt_class.size, pred_class.size), np.int64)
+        np.add.at(intersections, (gt_rows, pred_columns), counts)
+        return intersections, gt_class, gt_crowd, pred_class
+
+    def _gathered(self, gt_map, pred_map):
+        """Intersection matrix and segment tables by numpy passes over the pixels."""
+        # Images go through reused int64 buffers: fresh multi-megabyte arrays per image cost
+        # page faults comparable to the work, and int64 spares bincount a conversion.
+        gt_map = self._copy_to_buffer("gt", gt_map)
+        pred_map = self._copy_to_buffer("pred", pred_map)
+        gt_values = present_values(gt_map, "ground-truth map")
+        pred_values = present_values(pred_map, "predicted map")
+        gt_index, gt_class, gt_crowd = self._segments(gt_values, "ground-truth map", True)
+        pred_index, pred_class, _ = self._segments(pred_values, "predicted map", False)
+        intersections = intersection_matrix(
+            gather(gt_map, gt_values, gt_index * pred_class.size, self._buffer("gt_part")),
+            gather(pred_map, pred_values, pred_index, self._buffer("pred_part")),
+            gt_class.size,
+            pred_class.size,
+            out=self._buffer("pairs"),
+        )
+        return intersections, gt_class, gt_crowd, pred_class
 
     def _buffer(self, name, size=None):
         size = self._buffer_size if size is None else size
@@ -399,8 +440,6 @@ class PanopticQuality:
         return buffer
 
     def _copy_to_buffer(self, name, label_map):
-        if not np.issubdtype(label_map.dtype, np.integer):
-            raise TypeError(f"Label maps must hold integers. Received dtype {label_map.dtype}.")
         self._buffer_size = label_map.size
         buffer = self._buffer(name)
         np.copyto(buffer.reshape(label_map.shape), label_map, casting="unsafe")

@@ -17,12 +17,15 @@ def coco_folders(tmp_path_factory):
 
 @pytest.fixture(params=["c", "numpy"])
 def counter(request, monkeypatch):
-    """Runs a test with the C pair counter and with the numpy gathers of the COCO evaluator
-    (in this process: workers started by forkserver import the module afresh)."""
+    """Runs a test with the C pair counter and with the numpy gathers, in the COCO evaluator
+    and the streaming metric (in this process: workers started by forkserver import the
+    modules afresh)."""
     from keras_axial.evaluation import coco_panoptic
+    from keras_axial.evaluation import panoptic_quality
 
     if request.param == "c":
         built_pair_counter()
     else:
         monkeypatch.setattr(coco_panoptic, "_pair_counts", None)
+        monkeypatch.setattr(panoptic_quality, "_pair_counts", None)
     return request.param

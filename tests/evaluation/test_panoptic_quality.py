@@ -109,7 +109,7 @@ def test_two_crowd_segments_of_one_category_match_panopticapi(tmp_path):
     assert ours["per_class"][5]["rq"] == 0.0  # the segment on crowd A is one false positive
 
 
-def test_hand_computed_cases():
+def test_hand_computed_cases(counter):
     metric = PanopticQuality(num_classes=3, thing_class_ids=[0, 2], label_divisor=10, ignore_label=9)
     gt = np.full((10, 10), 10)  # stuff class 1 everywhere
     gt[:, :4] = 1  # thing instance 0/1, 40 pixels
@@ -141,7 +141,7 @@ def test_hand_computed_cases():
     assert metric.statistics.false_positives[0] == 1  # half on void is not more than half
 
 
-def test_classes_absent_leave_the_mean_and_empty_groups_are_zero():
+def test_classes_absent_leave_the_mean_and_empty_groups_are_zero(counter):
     metric = PanopticQuality(num_classes=4, thing_class_ids=[3], label_divisor=100, ignore_label=255)
     labels = np.zeros((6, 6), np.int32)
     metric.update_state(labels, labels)
@@ -150,7 +150,7 @@ def test_classes_absent_leave_the_mean_and_empty_groups_are_zero():
     assert result["Things"] == {"pq": 0.0, "sq": 0.0, "rq": 0.0, "n": 0}
 
 
-def test_ignore_label_inside_the_class_range_is_void():
+def test_ignore_label_inside_the_class_range_is_void(counter):
     metric = PanopticQuality(num_classes=3, thing_class_ids=[2], label_divisor=10, ignore_label=0)
     gt = np.array([[0, 10], [10, 21]])
     metric.update_state(gt, np.array([[21, 10], [10, 21]]))
@@ -160,7 +160,7 @@ def test_ignore_label_inside_the_class_range_is_void():
     assert result["per_class"][2]["pq"] == 1.0
 
 
-def test_merge_state_equals_one_pass():
+def test_merge_state_equals_one_pass(counter):
     rng = np.random.default_rng(0)
     maps = rng.integers(0, 3, size=(4, 8, 8)) * 10 + rng.integers(0, 2, size=(4, 8, 8))
     preds = np.roll(maps, 1, axis=2)
@@ -175,7 +175,7 @@ def test_merge_state_equals_one_pass():
         first.merge_state(PanopticQuality(4, [1], 10, 255))
 
 
-def test_from_dataset_and_errors():
+def test_from_dataset_and_errors(counter):
     metric = PanopticQuality.from_dataset(TOY_DATASET)
     assert metric.get_config() == {
         "num_classes": 7, "thing_class_ids": [0, 1, 2], "label_divisor": 256, "ignore_label": 255,
@@ -186,11 +186,17 @@ def test_from_dataset_and_errors():
         metric.update_state(np.full((2, 2), 9 * 256), np.zeros((2, 2), int))
     with pytest.raises(TypeError, match="integers"):
         metric.update_state(np.zeros((2, 2)), np.zeros((2, 2)))
+    for gt, pred, name in (
+        (np.full((2, 2), -3), np.zeros((2, 2), int), "ground-truth"),
+        (np.zeros((2, 2), np.int32), np.array([[0, 0], [0, -7]]), "predicted"),
+    ):
+        with pytest.raises(ValueError, match=f"The {name} map has negative value -"):
+            metric.update_state(gt, pred)
     with pytest.raises(ValueError, match="thing_class_ids"):
         PanopticQuality(3, [5], 10)
 
 
-def test_images_of_different_sizes_in_one_metric():
+def test_images_of_different_sizes_in_one_metric(counter):
     rng = np.random.default_rng(1)
     maps = [rng.integers(0, 3, size) * 10 + rng.integers(0, 2, size) for size in [(9, 7), (4, 5), (9, 7)]]
     together = PanopticQuality(3, [1], 10, 255)
@@ -202,3 +208,31 @@ def test_images_of_different_sizes_in_one_metric():
         alone.update_state(label_map, prediction)
         merged.merge_state(alone)
     assert together.result() == merged.result()
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint16, np.int16, np.uint32, np.uint64])
+def test_counter_paths_agree_on_any_int_dtype_and_layout(dtype, monkeypatch):
+    from keras_axial.evaluation import panoptic_quality
+    from panoptic_test_data import built_pair_counter
+
+    built_pair_counter()
+    rng = np.random.default_rng(3)
+    blocks = rng.integers(0, 6, (3, 8, 6)) * 100 + rng.integers(0, 3, (3, 8, 6))
+    maps = np.repeat(np.repeat(blocks, 5, axis=1), 5, axis=2)  # [3, 40, 30] segments
+    maps[:, :4] = 99 * 100  # void rows (values fit every dtype tested)
+    maps = maps.astype(dtype)
+    preds = np.roll(maps, 2, axis=1)
+    preds[0, 5:9] = 2 * 100 + 7  # a predicted-only segment
+    views = [(maps, preds), (maps.transpose(0, 2, 1), preds.transpose(0, 2, 1)),
+             (maps[:, ::2, 1:], preds[:, ::2, 1:])]  # contiguous, transposed, strided
+    results = {}
+    for path in ("c", "numpy"):
+        if path == "numpy":
+            monkeypatch.setattr(panoptic_quality, "_pair_counts", None)
+        for k, (gt, pred) in enumerate(views):
+            metric = PanopticQuality(6, [0, 1, 2], 100, 99)
+            metric.update_state(gt, pred)
+            results[path, k] = (metric.result(), metric.statistics.iou_sum.tolist())
+    for k in range(len(views)):
+        assert results["c", k] == results["numpy", k]
+        assert 0 < results["c", k][0]["All"]["pq"] < 1
