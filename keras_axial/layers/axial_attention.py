@@ -158,7 +158,8 @@ class AxialAttention(keras.layers.Layer):
             Defaults to `False`.
         query_block_size: None or int >= 1, how many queries share one key window in local
             attention; only speed depends on it. Defaults to `None`: a multiple of 8 near a quarter
-            of the span (16 for `span=65`).
+            of the span (16 for `span=65`), lowered by up to a quarter where that pads the axis
+            less (13 for lengths 129 and 257 with `span=65`).
         kernel_initializer: initializer of the `[channels, 2 * total_key_depth +
             total_value_depth]` projection. Defaults to `None`: truncated normal with standard
             deviation `channels ** -0.5` (deeplab2).
@@ -440,6 +441,22 @@ class AxialAttention(keras.layers.Layer):
                 return "dense"
         return "blocked"
 
+    def _block_size(self, static_length):
+        """Queries per block of the blocked plan: `query_block_size`, or for a known length the
+        size between 3/4 of the default and the default that computes the fewest logits
+        (`ceil(L / Q) * Q` padded queries times `Q + m - 1` keys) if that saves 5% or more
+        (smaller blocks cost more per logit); 13 instead of 16 for the `16k + 1` lengths 129
+        and 257 with `m = 65`: 13% and 8% fewer logits."""
+        if self.query_block_size is not None or static_length is None:
+            return self.block_size
+
+        def logits(q):
+            return -(-static_length // q) * q * (q + 2 * self.half_span)
+
+        candidates = range(max(1, (3 * self.block_size) // 4), self.block_size + 1)
+        best = min(candidates, key=lambda q: (logits(q), -q))
+        return best if logits(best) <= 0.95 * logits(self.block_size) else self.block_size
+
     def _table_rows(self, query_positions, key_positions):
         """Row of the relative tables for each (query, key): [Q, W]."""
         limit = self.table_max_span - 1
@@ -465,7 +482,7 @@ class AxialAttention(keras.layers.Layer):
             mask = (np.abs(offsets) <= self.half_span)[None]
             return query, key, value, mask, index
 
-        block, half = self.block_size, self.half_span
+        block, half = self._block_size(query.shape[2]), self.half_span
         window = block + 2 * half
         num_blocks = (length + block - 1) // block
         padded_length = num_blocks * block

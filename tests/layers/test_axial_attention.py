@@ -39,11 +39,21 @@ def reference(layer, x, **kwargs):
     (23, 5, 4),        # blocked, length not a multiple of the block
     (30, 7, 2),        # blocks smaller than the half span
     (17, 33, None),    # span covers everything: global
+    (23, 9, None),     # blocked, block size chosen for the length (6, not the default 8)
 ])
 def test_matches_reference(length, span, block):
     layer = make_layer(span=span, query_block_size=block)
     x = random_inputs((3, length, 6))
     np.testing.assert_allclose(layer(x), reference(layer, x), atol=2e-5)
+
+
+def test_default_block_size_pads_least():
+    layer = make_layer(span=65)
+    assert layer.block_size == 16
+    # 16k + 1 lengths of the panoptic models: 13 blocks pad 129 to 130 queries, not 144.
+    assert [layer._block_size(n) for n in (129, 257, 160)] == [13, 13, 16]
+    assert make_layer(span=65, query_block_size=16)._block_size(129) == 16
+    assert make_layer(span=9)._block_size(23) == 6
 
 
 @pytest.mark.parametrize("switches", [
