@@ -230,8 +230,11 @@ def png_scanlines(data):
         `read_panoptic_png` reads or explains.
     """
     header = _png_header(data)
-    # Compression, filter method and interlace bytes follow bit depth and color type.
+    # Compression, filter method and interlace bytes follow bit depth and color type; then the
+    # CRC of the IHDR chunk.
     if header is None or data[26:29] != b"\0\0\0":
+        return None
+    if zlib.crc32(data[12:29]) != int.from_bytes(data[29:33], "big"):
         return None
     height, width = header
     channels = 3 if data[25] == 2 else 4
@@ -253,8 +256,13 @@ def png_scanlines(data):
             break
         position = end
     expected = height * (1 + width * channels)
+    stream = b"".join(parts)
+    # Deflate expands at most ~1032x: a header promising more is corrupt (and must not make
+    # the inflater allocate its size).
+    if expected > 1100 * len(stream) + 4096:
+        return None
     try:
-        scanlines = _inflater.decompress(b"".join(parts), bufsize=expected)
+        scanlines = _inflater.decompress(stream, bufsize=expected)
     except _inflater.error:
         return None
     if len(scanlines) != expected:

@@ -204,10 +204,17 @@ def test_png_scanlines_leaves_other_files_to_the_decoders(tmp_path):
     data[28] = 1  # the interlace byte: Adam7
     bad_crc = bytearray(good)
     bad_crc[-20] ^= 1  # inside the last IDAT chunk
+    bad_header_crc = bytearray(good)
+    bad_header_crc[30] ^= 1  # the IHDR CRC
+    huge = bytearray(good)
+    huge[16:24] = struct.pack(">II", 100_000, 100_000)  # 30 GB promised by ~100 bytes
+    huge[29:33] = struct.pack(">I", zlib.crc32(bytes(huge[12:29])))
     for other in (
         (tmp_path / "p.png").read_bytes(),
         bytes(data),
         bytes(bad_crc),
+        bytes(bad_header_crc),
+        bytes(huge),
         good[:-30],  # truncated
         b"not a png at all, but long enough to have a header",
     ):
