@@ -1,35 +1,32 @@
-/* Pixel counts of every (ground-truth segment, predicted segment) pair, straight from the
- * decoded RGB(A) bytes of two panoptic PNGs.
+/* Pixel counts of every (ground-truth segment, predicted segment) pair, in one pass over the
+ * pixels. The numpy paths need five (ids, two gathers to dense indices, their sum,
+ * np.bincount). Optional: coco_panoptic.py and panoptic_quality.py use numpy when this module
+ * was not built, and the tests check that both give the same results.
  *
- * The numpy path of the COCO folder evaluator needs five passes over the pixels (24-bit ids,
- * two gathers to dense indices, their sum, np.bincount); this does one, reading each pixel's
- * bytes once. It is optional: keras_axial/evaluation/coco_panoptic.py uses the numpy path when
- * this module was not built, and the tests check that both give the same counts.
+ * For the COCO folder evaluator (segment id = R + 256 G + 65536 B, at most 65533 listed ids
+ * per side, each in [1, 2^24 - 1]):
  *
- *   count_pairs(gt_pixels, gt_channels, pred_pixels, pred_channels, gt_ids, pred_ids, out)
  *   count_scanline_pairs(gt_scanlines, gt_channels, pred_scanlines, pred_channels, width,
  *                        height, gt_ids, pred_ids, out)
+ *     reads the inflated image data of two 8-bit, non-interlaced RGB / RGBA PNGs (each row: a
+ *     filter type byte, then the filtered row) and undoes the PNG filters row by row while
+ *     counting, so that no decoded image is ever stored; the caller inflates the data (zlib-ng
+ *     inflates these files several times faster than the zlib inside the PNG decoders).
+ *   count_pairs(gt_pixels, gt_channels, pred_pixels, pred_channels, gt_ids, pred_ids, out)
+ *     the same from decoded pixels (other PNGs): C-contiguous uint8 buffers of the same number
+ *     of pixels, 3 (RGB) or 4 (RGBA, alpha ignored) bytes each.
+ *
+ *   Both add to `out`, a writable C-contiguous int64 buffer of (len(gt_ids) + 2) *
+ *   (len(pred_ids) + 2) counts zeroed by the caller, row-major [gt index, pred index]: index 0
+ *   counts ids the list does not hold, 1 void (id 0), k + 2 the k-th listed id. After an error
+ *   (ValueError: an unknown filter type) it holds partial counts.
+ *
+ * For the streaming PanopticQuality:
  *
  *   count_value_pairs(gt_map, pred_map) -> (gt_values, pred_values, counts, minimum)
- *
- * count_value_pairs is the streaming PanopticQuality's: two int32 or int64 label maps of the
- * same size in, the distinct (gt value, pred value) pairs out with their pixel counts (three
- * bytes objects of int64, in order of first appearance) and the smallest value of either map
- * (the caller rejects negative values).
- *
- * count_scanline_pairs reads the inflated image data of two 8-bit, non-interlaced RGB / RGBA
- * PNGs (each row: a filter type byte, then the filtered row) and undoes the PNG filters row by
- * row while counting, so that no decoded image is ever stored; the caller inflates the data
- * (zlib-ng inflates these files several times faster than the zlib inside the PNG decoders).
- *
- * gt_pixels / pred_pixels: C-contiguous uint8 buffers of the same number of pixels, 3 (RGB)
- *     or 4 (RGBA, alpha ignored) bytes each; segment id = R + 256 G + 65536 B.
- * gt_ids / pred_ids: C-contiguous int64 buffers of the listed segment ids (each in
- *     [1, 2^24 - 1], no repeats; at most 65533 per side).
- * out: writable C-contiguous int64 buffer of (len(gt_ids) + 2) * (len(pred_ids) + 2) counts,
- *     zeroed by the caller, row-major [gt index, pred index]. Index 0 counts ids the list does
- *     not hold, 1 void (id 0), k + 2 the k-th listed id. After an error (ValueError: an unknown
- *     filter type) it holds partial counts.
+ *     two int32 or int64 label maps of the same size in; the distinct (gt value, pred value)
+ *     pairs out with their pixel counts (three bytes objects of int64, in order of first
+ *     appearance) and the smallest value of either map (the caller rejects negative values).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -195,6 +195,10 @@ def image_statistics(
     return stats
 
 
+def _negative_value_error(name, value):
+    return ValueError(f"The {name} has negative value {value}; expected values >= 0.")
+
+
 def present_values(values, name="label map"):
     """The sorted distinct values of a non-negative int array.
 
@@ -213,7 +217,7 @@ def present_values(values, name="label map"):
         return np.zeros(0, np.int64)
     low, high = int(flat.min()), int(flat.max())
     if low < 0:
-        raise ValueError(f"The {name} has negative value {low}; expected values >= 0.")
+        raise _negative_value_error(name, low)
     if high < _LOOKUP_TABLE_LIMIT:
         return np.flatnonzero(np.bincount(flat)).astype(np.int64)
     return np.unique(flat).astype(np.int64)
@@ -400,7 +404,7 @@ class PanopticQuality:
         gt_pairs, pred_pairs, counts = (np.frombuffer(b, np.int64) for b in pairs)
         if minimum < 0:
             name = "ground-truth map" if gt_map.min() < 0 else "predicted map"
-            raise ValueError(f"The {name} has negative value {minimum}; expected values >= 0.")
+            raise _negative_value_error(name, minimum)
         sides = []
         for pair_values, name, is_ground_truth in (
             (gt_pairs, "ground-truth map", True), (pred_pairs, "predicted map", False)
