@@ -199,7 +199,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128],
                         help="map sizes S of the [2, S, S, 128] comparison (default 32 64 128)")
-    parser.add_argument("--local-lengths", type=int, nargs="+", default=[64, 128, 256, 512],
+    parser.add_argument("--local-lengths", type=int, nargs="*", default=[64, 128, 256, 512],
                         help="axis lengths L of the [32, L, 128] span-65 timing "
                              "(default 64 128 256 512); none to skip")
     parser.add_argument("--xla", choices=["both", "on", "off"], default="both",

@@ -2,6 +2,7 @@
 
 import contextlib
 import threading
+from typing import NamedTuple, Optional
 
 import keras
 import numpy as np
@@ -36,6 +37,17 @@ def _masked_softmax(logits, mask):
     exponentials = ops.exp(logits - ops.max(logits, axis=-1, keepdims=True)) * keep
     total = ops.sum(exponentials, axis=-1, keepdims=True)
     return exponentials / ops.maximum(total, 1e-30)
+
+
+class _Layout(NamedTuple):
+    """The blocks of one axis length (see `AxialAttention._layout`)."""
+
+    plan: str
+    block: Optional[int]
+    num_blocks: object
+    gather: object
+    mask: object
+    index: object
 
 
 _single_pass = threading.local()
@@ -356,22 +368,20 @@ class AxialAttention(keras.layers.Layer):
         sequences, restore = self._fold_to_sequences(inputs)  # [N, L, C]
         length = ops.shape(sequences)[1]
         static_length = sequences.shape[1]
-        query, key, value = self._project(sequences, training)  # [N, h, L, d]
-
-        plan = self._plan(static_length)
-        query, key, value, mask, index = self._blocks(query, key, value, length, plan)
-        # query [N, h, nb, Q, dk]; key [N, h, nb, W, dk]; value [N, h, nb, W, dv];
-        # mask [nb, Q, W] (True where a key is in the span and the image) or None;
-        # index [Q, W] relative-table rows.
+        layout = self._layout(length, static_length)
         attention_norms = (list(self.similarity_batch_norms.values())
                            + list(self.output_batch_norms.values()))
         if not any(self._uses_batch_statistics(bn, training) for bn in attention_norms):
-            outputs = self._attend_inference(query, key, value, mask, index, length,
-                                             static_length)
-            return restore(outputs)
-        logits = self._similarity(query, key, index, mask, training)
-        weights = _masked_softmax(logits, mask)
-        outputs = self._retrieve(weights, value, index, length, static_length,
+            return restore(self._attend_inference(sequences, layout, length, static_length,
+                                                  training))
+        query, key, value = self._split_heads(self._project(sequences, training))
+        query, key, value = self._to_blocks(query, key, value, layout, length)
+        # query [N, h, nb, Q, dk]; key [N, h, nb, W, dk]; value [N, h, nb, W, dv];
+        # mask [nb, Q, W] (True where a key is in the span and the image) or None;
+        # index [Q, W] relative-table rows.
+        logits = self._similarity(query, key, layout.index, layout.mask, training)
+        weights = _masked_softmax(logits, layout.mask)
+        outputs = self._retrieve(weights, value, layout.index, length, static_length,
                                  training)  # [N, L, V]
         return restore(outputs)
 
@@ -409,26 +419,30 @@ class AxialAttention(keras.layers.Layer):
         return scale, shift
 
     def _project(self, sequences, training):
-        kernel = ops.cast(self.qkv_kernel, "float32")
+        """[N, L, C] -> [N, L, 2K + V]: the projection and its batch norm."""
         if self._uses_batch_statistics(self.qkv_batch_norm, training):
-            qkv = ops.matmul(sequences, ops.cast(kernel, self.compute_dtype))
-            qkv = self.qkv_batch_norm(qkv, training=training)
-        else:
-            scale, shift = self._inference_affine(self.qkv_batch_norm)
-            qkv = ops.matmul(sequences, ops.cast(kernel * scale, self.compute_dtype))
-            qkv = qkv + ops.cast(shift, self.compute_dtype)
-        key_depth, heads = self.total_key_depth, self.num_heads
-        query = qkv[..., :key_depth]
-        key = qkv[..., key_depth:2 * key_depth]
-        value = qkv[..., 2 * key_depth:]
+            kernel = ops.cast(self.qkv_kernel, self.compute_dtype)
+            return self.qkv_batch_norm(ops.matmul(sequences, kernel), training=training)
+        kernel, shift = self._folded_projection()
+        return ops.matmul(sequences, kernel) + shift
 
-        def split_heads(x, depth):  # [N, L, h * d] -> [N, h, L, d]
+    def _folded_projection(self):
+        """Kernel and shift of the projection with its inference batch norm folded in."""
+        scale, shift = self._inference_affine(self.qkv_batch_norm)
+        kernel = ops.cast(ops.cast(self.qkv_kernel, "float32") * scale, self.compute_dtype)
+        return kernel, ops.cast(shift, self.compute_dtype)
+
+    def _split_heads(self, qkv):
+        """[N, L, 2K + V] -> queries, keys [N, h, L, dk] and values [N, h, L, dv]."""
+        key_depth, heads = self.total_key_depth, self.num_heads
+
+        def split(x, depth):  # [N, L, h * d] -> [N, h, L, d]
             x = ops.reshape(x, (ops.shape(x)[0], ops.shape(x)[1], heads, depth))
             return ops.transpose(x, (0, 2, 1, 3))
 
-        return (split_heads(query, self.key_depth_per_head),
-                split_heads(key, self.key_depth_per_head),
-                split_heads(value, self.value_depth_per_head))
+        return (split(qkv[..., :key_depth], self.key_depth_per_head),
+                split(qkv[..., key_depth:2 * key_depth], self.key_depth_per_head),
+                split(qkv[..., 2 * key_depth:], self.value_depth_per_head))
 
     def _plan(self, static_length):
         """'global', 'dense' (one masked block over the whole axis) or 'blocked'."""
@@ -466,26 +480,53 @@ class AxialAttention(keras.layers.Layer):
         offsets = ops.expand_dims(key_positions, 0) - ops.expand_dims(query_positions, 1)
         return ops.clip(offsets, -limit, limit) + limit
 
-    def _blocks(self, query, key, value, length, plan):
+    def _layout(self, length, static_length):
+        """How the axis is cut into blocks: what does not depend on the data.
+
+        Returns a `_Layout`: the plan; for the blocked plan the block size, the number of
+        blocks and the `[nb, W]` key window of each block (positions in the padded keys);
+        `mask`, `[nb, Q, W]`, True where a key is in the span and the image (None for global
+        attention); `index`, `[Q, W]`, the relative-table row of each (query, key).
+        """
+        plan = self._plan(static_length)
         if plan in ("global", "dense"):
             # One block holding the whole axis.
-            query, key, value = (ops.expand_dims(t, 2) for t in (query, key, value))
-            static_length = query.shape[3]
             if static_length is not None:
                 positions = np.arange(static_length)
             else:
                 positions = ops.arange(length, dtype="int32")
             index = self._table_rows(positions, positions)
-            if plan == "global":
-                return query, key, value, None, index
-            offsets = positions[None, :] - positions[:, None]
-            mask = (np.abs(offsets) <= self.half_span)[None]
-            return query, key, value, mask, index
+            mask = None
+            if plan == "dense":
+                offsets = positions[None, :] - positions[:, None]
+                mask = (np.abs(offsets) <= self.half_span)[None]
+            return _Layout(plan, None, 1, None, mask, index)
 
-        block, half = self._block_size(query.shape[2]), self.half_span
+        block, half = self._block_size(static_length), self.half_span
         window = block + 2 * half
         num_blocks = (length + block - 1) // block
-        padded_length = num_blocks * block
+        starts = ops.arange(num_blocks, dtype="int32") * block  # window start in padded keys
+        gather = ops.expand_dims(starts, 1) + ops.expand_dims(ops.arange(window, dtype="int32"), 0)
+        query_offsets = np.arange(block)
+        key_offsets = np.arange(window) - half  # key position relative to the block start
+        index = self._table_rows(query_offsets, key_offsets)
+        band = np.abs(key_offsets[None, :] - query_offsets[:, None]) <= half  # [Q, W]
+        key_positions = ops.expand_dims(starts, 1) + ops.expand_dims(
+            ops.convert_to_tensor(key_offsets.astype("int32")), 0)  # [nb, W]
+        query_positions = ops.expand_dims(starts, 1) + ops.expand_dims(
+            ops.convert_to_tensor(query_offsets.astype("int32")), 0)  # [nb, Q]
+        inside = ops.logical_and(key_positions >= 0, key_positions < length)  # [nb, W]
+        real_query = query_positions < length  # [nb, Q]
+        mask = ops.logical_and(ops.expand_dims(inside, 1), ops.convert_to_tensor(band)[None])
+        mask = ops.logical_and(mask, ops.expand_dims(real_query, 2))  # [nb, Q, W]
+        return _Layout(plan, block, num_blocks, gather, mask, index)
+
+    def _to_blocks(self, query, key, value, layout, length):
+        """[N, h, L, d] -> queries [N, h, nb, Q, dk], keys [N, h, nb, W, dk], values likewise."""
+        if layout.plan != "blocked":
+            return tuple(ops.expand_dims(t, 2) for t in (query, key, value))
+        block, half = layout.block, self.half_span
+        padded_length = layout.num_blocks * block
 
         def pad_axis2(x, before, after):
             zeros = ops.zeros_like(x[:, :, :1])
@@ -499,38 +540,28 @@ class AxialAttention(keras.layers.Layer):
         # Queries: pad to whole blocks. Keys/values: `half` in front of the first query and
         # enough behind the last block's window; the padding is masked, never attended.
         query = pad_axis2(query, 0, padded_length - length)
-        query = ops.reshape(query, (ops.shape(query)[0], self.num_heads, num_blocks, block,
-                                    self.key_depth_per_head))
+        query = ops.reshape(query, (ops.shape(query)[0], self.num_heads, layout.num_blocks,
+                                    block, self.key_depth_per_head))
         key = pad_axis2(key, half, padded_length - length + half)
         value = pad_axis2(value, half, padded_length - length + half)
-        starts = ops.arange(num_blocks, dtype="int32") * block  # window start in padded keys
-        gather = ops.expand_dims(starts, 1) + ops.expand_dims(ops.arange(window, dtype="int32"), 0)
-        key = ops.take(key, gather, axis=2)  # [N, h, nb, W, dk]
-        value = ops.take(value, gather, axis=2)
+        key = ops.take(key, layout.gather, axis=2)  # [N, h, nb, W, dk]
+        value = ops.take(value, layout.gather, axis=2)
+        return query, key, value
 
-        query_offsets = np.arange(block)
-        key_offsets = np.arange(window) - half  # key position relative to the block start
-        index = self._table_rows(query_offsets, key_offsets)
-        band = np.abs(key_offsets[None, :] - query_offsets[:, None]) <= half  # [Q, W]
-        key_positions = ops.expand_dims(starts, 1) + ops.expand_dims(
-            ops.convert_to_tensor(key_offsets.astype("int32")), 0)  # [nb, W]
-        query_positions = ops.expand_dims(starts, 1) + ops.expand_dims(
-            ops.convert_to_tensor(query_offsets.astype("int32")), 0)  # [nb, Q]
-        inside = ops.logical_and(key_positions >= 0, key_positions < length)  # [nb, W]
-        real_query = query_positions < length  # [nb, Q]
-        mask = ops.logical_and(ops.expand_dims(inside, 1), ops.convert_to_tensor(band)[None])
-        mask = ops.logical_and(mask, ops.expand_dims(real_query, 2))  # [nb, Q, W]
-        return query, key, value, mask, index
-
-    def _attend_inference(self, query, key, value, mask, index, length, static_length):
+    def _attend_inference(self, sequences, layout, length, static_length, training):
         """Inference attention with folded batch norms, over chunks of sequences.
 
-        The `[.., Q, W]` logits are by far the largest tensors; computing them for a few
-        sequences at a time keeps every pass over them in cache, which is what makes the layer
-        fast on CPUs (several times faster than one pass over the whole batch at 64x64 and
-        up). Chunks run through `ops.map` (a while loop), so graphs stay small.
+        Each chunk of a few sequences goes through the whole layer: projection, heads, key
+        windows, logits, softmax, retrieval. The `[.., Q, W]` logits are by far the largest
+        tensors and the key windows repeat every key `W / Q` times: built for a few sequences
+        at a time they stay in cache, which is what makes the layer fast on CPUs (several
+        times faster than one pass over the whole batch at 64x64 and up, and the same cost per
+        pixel on large maps as on small ones). Chunks run through `ops.map` (a while loop), so
+        graphs stay small. A projection batch norm that still learns (training with frozen
+        attention batch norms) needs the whole batch, so it runs before the chunks.
         """
         heads = self.num_heads
+        mask, index = layout.mask, layout.index
         dtype = _common.logits_dtype(self.compute_dtype)
 
         def head_scale(batch_norm, cast_dtype):
@@ -556,8 +587,16 @@ class AxialAttention(keras.layers.Layer):
         if self.retrieve_value_rpe:
             value_table = ops.take(ops.cast(self.value_rpe, self.compute_dtype), index, axis=0)
 
+        project_in_chunks = not self._uses_batch_statistics(self.qkv_batch_norm, training)
+        if project_in_chunks:
+            kernel, qkv_shift = self._folded_projection()
+        else:
+            sequences = self._project(sequences, training)
+
         def attend(chunk):
-            q, k, v = chunk
+            qkv = ops.matmul(chunk[0], kernel) + qkv_shift if project_in_chunks else chunk[0]
+            q, k, v = self._split_heads(qkv)
+            q, k, v = self._to_blocks(q, k, v, layout, ops.shape(qkv)[1])
             q = ops.cast(q, dtype)
             k = ops.cast(k, dtype)
             logits = None
@@ -579,18 +618,21 @@ class AxialAttention(keras.layers.Layer):
                 r = ops.einsum("nhbij,ijd->nhbid", weights, value_table)
                 r = r * output_scales["value_rpe"]
                 out = r if out is None else out + r
-            return out
+            return self._merge_heads(out, ops.shape(qkv)[1], qkv.shape[1])
 
-        outputs = _map_over_chunks(attend, (query, key, value), self._chunk_sequences(query, key))
-        outputs = self._merge_heads(outputs, length, static_length)
+        outputs = _map_over_chunks(attend, (sequences,),
+                                   self._chunk_sequences(layout, static_length))
         return outputs + ops.cast(shift, self.compute_dtype)
 
-    def _chunk_sequences(self, query, key):
+    def _chunk_sequences(self, layout, static_length):
         """How many sequences one chunk holds: about `_CHUNK_ELEMENTS` logits."""
-        per_sequence = self.num_heads
-        for dim in (query.shape[2], query.shape[3], key.shape[3]):
-            per_sequence *= dim if dim is not None else 128
-        return max(1, _CHUNK_ELEMENTS // per_sequence)
+        if layout.plan == "blocked":
+            # An unknown number of blocks counts as 128.
+            num_blocks = layout.num_blocks if static_length is not None else 128
+            logits = num_blocks * layout.block * (layout.block + 2 * self.half_span)
+        else:
+            logits = (static_length or 128) ** 2
+        return max(1, _CHUNK_ELEMENTS // (self.num_heads * logits))
 
     def _similarity(self, query, key, index, mask, training):
         dtype = _common.logits_dtype(self.compute_dtype)

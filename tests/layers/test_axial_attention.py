@@ -174,6 +174,22 @@ def test_training_uses_batch_statistics_over_valid_pairs(span, block):
     np.testing.assert_allclose(layer(x, training=True), reference(layer, x), atol=2e-5)
 
 
+@pytest.mark.parametrize("span, block", [(None, None), (5, 3)])
+def test_learning_projection_norm_uses_the_whole_batch_with_frozen_attention_norms(span, block):
+    # Inference attention runs over chunks of sequences; a projection batch norm that still
+    # learns must take its statistics over the whole batch, not per chunk.
+    layer = make_layer(span=span, query_block_size=block)
+    for batch_norm in (list(layer.similarity_batch_norms.values())
+                       + list(layer.output_batch_norms.values())):
+        batch_norm.trainable = False
+    x = random_inputs((700, 11, 6))  # several chunks
+    projected = x.reshape(-1, 6) @ np.asarray(layer.qkv_kernel)
+    frozen = make_layer(span=span, query_block_size=block)
+    frozen.qkv_batch_norm.moving_mean.assign(projected.mean(axis=0))
+    frozen.qkv_batch_norm.moving_variance.assign(projected.var(axis=0))
+    np.testing.assert_allclose(layer(x, training=True), reference(frozen, x), atol=5e-5)
+
+
 def test_gradients_reach_every_weight():
     layer = make_layer(span=5, query_block_size=3)
     x = tf.constant(random_inputs((2, 9, 6)))
