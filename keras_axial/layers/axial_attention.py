@@ -372,8 +372,7 @@ class AxialAttention(keras.layers.Layer):
         attention_norms = (list(self.similarity_batch_norms.values())
                            + list(self.output_batch_norms.values()))
         if not any(self._uses_batch_statistics(bn, training) for bn in attention_norms):
-            return restore(self._attend_inference(sequences, layout, length, static_length,
-                                                  training))
+            return restore(self._attend_inference(sequences, layout, static_length, training))
         query, key, value = self._split_heads(self._project(sequences, training))
         query, key, value = self._to_blocks(query, key, value, layout, length)
         # query [N, h, nb, Q, dk]; key [N, h, nb, W, dk]; value [N, h, nb, W, dv];
@@ -548,7 +547,7 @@ class AxialAttention(keras.layers.Layer):
         value = ops.take(value, layout.gather, axis=2)
         return query, key, value
 
-    def _attend_inference(self, sequences, layout, length, static_length, training):
+    def _attend_inference(self, sequences, layout, static_length, training):
         """Inference attention with folded batch norms, over chunks of sequences.
 
         Each chunk of a few sequences goes through the whole layer: projection, heads, key
@@ -594,7 +593,9 @@ class AxialAttention(keras.layers.Layer):
             sequences = self._project(sequences, training)
 
         def attend(chunk):
-            qkv = ops.matmul(chunk[0], kernel) + qkv_shift if project_in_chunks else chunk[0]
+            qkv = chunk[0]
+            if project_in_chunks:
+                qkv = ops.matmul(qkv, kernel) + qkv_shift
             q, k, v = self._split_heads(qkv)
             q, k, v = self._to_blocks(q, k, v, layout, ops.shape(qkv)[1])
             q = ops.cast(q, dtype)
